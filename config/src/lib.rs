@@ -1,0 +1,458 @@
+//! Stadtpuls settings: one typed tree, layered compiled defaults → optional TOML file →
+//! environment variables `STADTPULS__<SECTION>__<KEY>`, validated before any connection is made.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use stadtpuls_gateways::{Dialect, Quantity};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+mod template;
+pub use template::template;
+
+/// Prefix of every environment variable that overrides a setting.
+pub const ENV_PREFIX: &str = "STADTPULS__";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a value did not fit the settings tree.
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    /// A value parsed but is not acceptable; `key` is the dotted setting name.
+    #[error("invalid configuration: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+    /// The file named by `--config` does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+/// The whole settings tree.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub mqtt: MqttSettings,
+    pub ingest: IngestSettings,
+    pub http: HttpSettings,
+    pub retention: RetentionSettings,
+    pub mapping: MappingSettings,
+    pub simulator: SimulatorSettings,
+    pub log: LogSettings,
+}
+
+/// A string that never shows up in logs or `Debug` output.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"[redacted]\"")
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// postgres:// URL. May contain a password, so it is redacted in Debug output.
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    /// Run pending migrations when `run`, `ingest` or `api` start.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/stadtpuls".into(),
+            max_connections: 10,
+            connect_timeout_secs: 5,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+/// Replaces the password of a URL (`scheme://user:pass@host`) by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// One MQTT topic filter and the dialect its messages carry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub filter: String,
+    #[serde(default)]
+    pub dialect: Dialect,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    /// Stable client id: the broker keeps the persistent session (queued QoS 1 messages) under it.
+    pub client_id: String,
+    pub username: String,
+    pub password: Secret,
+    pub tls: bool,
+    /// PEM file with the CA certificates to trust for TLS (empty = the built-in web PKI roots).
+    pub ca_file: String,
+    pub keep_alive_secs: u64,
+    /// `false` keeps the broker-side session across reconnects and restarts (no loss while down).
+    pub clean_session: bool,
+    /// Largest MQTT packet accepted from the broker. Payloads above `ingest.max_payload_bytes`
+    /// but below this are dead-lettered; larger packets break the connection, so keep this
+    /// at or above the broker's own limit.
+    pub max_packet_bytes: usize,
+    /// Prepended to every subscription filter and stripped from topics before decoding
+    /// (for bridged brokers, and so that tests can isolate their traffic).
+    pub topic_prefix: String,
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "stadtpuls-ingest".into(),
+            username: String::new(),
+            password: Secret::default(),
+            tls: false,
+            ca_file: String::new(),
+            keep_alive_secs: 30,
+            clean_session: false,
+            max_packet_bytes: 2 * 1024 * 1024,
+            topic_prefix: String::new(),
+            subscriptions: default_subscriptions(),
+        }
+    }
+}
+
+/// ChirpStack (v3 and v4 share the topic shape, so `auto`) and The Things Stack v3.
+pub fn default_subscriptions() -> Vec<Subscription> {
+    let s = |filter: &str, dialect| Subscription { filter: filter.into(), dialect };
+    vec![
+        s("application/+/device/+/event/+", Dialect::Auto),
+        s("v3/+/devices/+/up", Dialect::TtsV3),
+        s("v3/+/devices/+/join", Dialect::TtsV3),
+        s("v3/+/devices/+/location/solved", Dialect::TtsV3),
+    ]
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Capacity of the bounded channel between the MQTT session and the writer.
+    pub channel_capacity: usize,
+    /// A batch is written when it holds this many messages…
+    pub batch_max_messages: usize,
+    /// …or when no further message arrived for this long…
+    pub batch_linger_ms: u64,
+    /// …or when its oldest message waited this long.
+    pub batch_max_wait_ms: u64,
+    /// Payloads larger than this are dead-lettered (reason `payload_too_large`).
+    pub max_payload_bytes: usize,
+    /// Accept readings of TTS `simulated` uplinks (console test messages).
+    pub store_simulated: bool,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 2048,
+            batch_max_messages: 500,
+            batch_linger_ms: 5,
+            batch_max_wait_ms: 200,
+            max_payload_bytes: 256 * 1024,
+            store_simulated: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address the API listens on, e.g. `127.0.0.1:8080` (`:0` picks a free port).
+    pub listen: String,
+    /// URL under which clients reach the API (used in `next` links); empty = from the request.
+    pub public_base_url: String,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Largest `limit` a readings page may ask for.
+    pub max_page_size: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: String::new(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            max_page_size: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Raw uplinks older than this are dropped (0 = keep forever).
+    pub uplinks_days: u32,
+    /// Dead letters older than this are dropped (0 = keep forever).
+    pub dead_letters_days: u32,
+    /// Readings older than this are dropped (0 = keep forever).
+    pub readings_days: u32,
+    /// How often the retention job runs.
+    pub interval_minutes: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { uplinks_days: 90, dead_letters_days: 30, readings_days: 0, interval_minutes: 60 }
+    }
+}
+
+/// Extra decoded-object keys to map onto canonical quantities, on top of the built-in table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingSettings {
+    pub keys: BTreeMap<String, KeyMapping>,
+}
+
+/// `"MyTemp" = "temperature"` or `"Pa" = { quantity = "pressure", factor = 0.01 }`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyMapping {
+    Quantity(String),
+    Scaled {
+        quantity: String,
+        #[serde(default = "one")]
+        factor: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl KeyMapping {
+    pub fn quantity_name(&self) -> &str {
+        match self {
+            KeyMapping::Quantity(q) => q,
+            KeyMapping::Scaled { quantity, .. } => quantity,
+        }
+    }
+    pub fn factor(&self) -> f64 {
+        match self {
+            KeyMapping::Quantity(_) => 1.0,
+            KeyMapping::Scaled { factor, .. } => *factor,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorSettings {
+    /// Total uplinks per second across all simulated devices.
+    pub rate: f64,
+    /// Number of single-bay parking sensors (other device groups scale with it).
+    pub parking_bays: u32,
+    pub seed: u64,
+    /// Where `simulate` writes the matching device registry (GeoJSON).
+    pub registry_file: String,
+    /// Stop after this many uplinks (0 = run until stopped).
+    pub max_messages: u64,
+}
+
+impl Default for SimulatorSettings {
+    fn default() -> Self {
+        Self {
+            rate: 20.0,
+            parking_bays: 60,
+            seed: 42,
+            registry_file: ".stadtpuls/sim-devices.geojson".into(),
+            max_messages: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// tracing filter, e.g. `info` or `stadtpuls_ingest=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}
+
+impl Settings {
+    /// Loads defaults → `file` (if given) → `STADTPULS__…` environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        let settings: Settings = fig.merge(env).extract().map_err(describe_figment_error)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, problem: String| ConfigError::Invalid { key: key.into(), problem };
+        let url = &self.database.url;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(bad("database.url", format!("'{}' is not a postgres:// URL", redact_url(url))));
+        }
+        if self.database.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1".into()));
+        }
+        if self.mqtt.host.trim().is_empty() {
+            return Err(bad("mqtt.host", "must not be empty".into()));
+        }
+        if self.mqtt.port == 0 {
+            return Err(bad("mqtt.port", "must be 1..65535".into()));
+        }
+        if self.mqtt.client_id.trim().is_empty() || self.mqtt.client_id.len() > 128 {
+            return Err(bad("mqtt.client_id", "must be 1..128 characters (a stable id keeps the broker session)".into()));
+        }
+        if !self.mqtt.ca_file.is_empty() && !Path::new(&self.mqtt.ca_file).exists() {
+            return Err(bad("mqtt.ca_file", format!("file {} does not exist", self.mqtt.ca_file)));
+        }
+        if !self.mqtt.ca_file.is_empty() && !self.mqtt.tls {
+            return Err(bad("mqtt.ca_file", "is set but mqtt.tls is false".into()));
+        }
+        if self.mqtt.keep_alive_secs < 5 {
+            return Err(bad("mqtt.keep_alive_secs", "must be at least 5".into()));
+        }
+        if self.mqtt.subscriptions.is_empty() {
+            return Err(bad("mqtt.subscriptions", "at least one subscription is needed".into()));
+        }
+        for (i, s) in self.mqtt.subscriptions.iter().enumerate() {
+            if s.filter.is_empty() || s.filter.contains('#') && !s.filter.ends_with('#') {
+                return Err(bad(&format!("mqtt.subscriptions[{i}].filter"), format!("'{}' is not a valid MQTT topic filter", s.filter)));
+            }
+        }
+        if self.mqtt.topic_prefix.contains(['+', '#']) {
+            return Err(bad("mqtt.topic_prefix", "must not contain wildcards".into()));
+        }
+        if self.ingest.max_payload_bytes == 0 || self.ingest.max_payload_bytes > self.mqtt.max_packet_bytes {
+            return Err(bad("ingest.max_payload_bytes", format!("must be 1..=mqtt.max_packet_bytes ({})", self.mqtt.max_packet_bytes)));
+        }
+        if self.ingest.batch_max_messages == 0 {
+            return Err(bad("ingest.batch_max_messages", "must be at least 1".into()));
+        }
+        if self.ingest.channel_capacity < self.ingest.batch_max_messages {
+            return Err(bad("ingest.channel_capacity", "must be at least ingest.batch_max_messages".into()));
+        }
+        self.listen_addr()?;
+        if !self.http.public_base_url.is_empty() && !self.http.public_base_url.starts_with("http") {
+            return Err(bad("http.public_base_url", "must start with http:// or https://".into()));
+        }
+        if self.http.max_page_size == 0 {
+            return Err(bad("http.max_page_size", "must be at least 1".into()));
+        }
+        if self.retention.interval_minutes == 0 {
+            return Err(bad("retention.interval_minutes", "must be at least 1".into()));
+        }
+        for (key, m) in &self.mapping.keys {
+            if m.quantity_name().parse::<Quantity>().is_err() {
+                return Err(bad(&format!("mapping.keys.{key}"), format!("unknown quantity '{}'", m.quantity_name())));
+            }
+            if !m.factor().is_finite() || m.factor() == 0.0 {
+                return Err(bad(&format!("mapping.keys.{key}.factor"), "must be a finite, non-zero number".into()));
+            }
+        }
+        if !(self.simulator.rate > 0.0 && self.simulator.rate <= 100_000.0) {
+            return Err(bad("simulator.rate", "must be in (0, 100000] uplinks per second".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(bad("log.format", format!("'{}' is not one of text, json", self.log.format)));
+        }
+        Ok(())
+    }
+
+    /// The parsed `http.listen` address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.listen.parse().map_err(|_| ConfigError::Invalid {
+            key: "http.listen".into(),
+            problem: format!("'{}' is not an address like 127.0.0.1:8080", self.http.listen),
+        })
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> ConfigError {
+    let mut out = Vec::new();
+    for err in e {
+        let key = if err.path.is_empty() { String::new() } else { format!("{}: ", err.path.join(".")) };
+        let source = err.metadata.as_ref().map(|m| {
+            let name = m.name.to_string();
+            match &m.source {
+                Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
+                _ if name.contains("environment") => {
+                    format!(" (from environment variable {ENV_PREFIX}{})", err.path.iter().map(|p| p.to_uppercase()).collect::<Vec<_>>().join("__"))
+                }
+                _ => String::new(),
+            }
+        });
+        out.push(format!("{key}{}{}", err.kind, source.unwrap_or_default()));
+    }
+    ConfigError::Load(out.join("; "))
+}
+
+#[cfg(test)]
+mod tests;

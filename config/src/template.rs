@@ -1,0 +1,110 @@
+//! The commented TOML template printed by `stadtpuls config template`. A test checks that it
+//! parses to exactly the compiled defaults, so the two cannot drift apart.
+
+/// Every setting with its default and what it does.
+pub fn template() -> &'static str {
+    TEMPLATE
+}
+
+const TEMPLATE: &str = r#"# Stadtpuls configuration. Every setting is shown with its default.
+# Order of precedence: compiled defaults < this file (--config FILE) < environment variables
+# named STADTPULS__<SECTION>__<KEY>, e.g. STADTPULS__DATABASE__URL, STADTPULS__MQTT__HOST,
+# STADTPULS__HTTP__LISTEN.
+
+[database]
+# PostgreSQL 15+ with the TimescaleDB extension (Apache edition is enough).
+url = "postgres://postgres@127.0.0.1:5432/stadtpuls"
+max_connections = 10
+connect_timeout_secs = 5
+# Apply pending migrations when run/ingest/api start (migrate does it explicitly).
+migrate_on_start = true
+
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+# Stable client id: with clean_session = false the broker keeps QoS 1 messages for us while we
+# are away. Two processes must never share it.
+client_id = "stadtpuls-ingest"
+# The Things Stack: username "app-id@tenant" (TTN: "app-id@ttn"), password an API key,
+# tls = true and port = 8883.
+username = ""
+password = ""
+tls = false
+# PEM file with CA certificates to trust; empty = the bundled web PKI roots.
+ca_file = ""
+keep_alive_secs = 30
+clean_session = false
+# Largest MQTT packet accepted from the broker (bytes). Keep it >= the broker's own limit.
+max_packet_bytes = 2097152
+# Prepended to every filter below and stripped before decoding (bridged brokers, test isolation).
+topic_prefix = ""
+
+# Which dialect each topic filter carries: auto, chirpstack_v4, chirpstack_v3 or tts_v3.
+# ChirpStack v3 and v4 share topic shapes, so "auto" tells them apart by the JSON.
+[[mqtt.subscriptions]]
+filter = "application/+/device/+/event/+"
+dialect = "auto"
+
+[[mqtt.subscriptions]]
+filter = "v3/+/devices/+/up"
+dialect = "tts_v3"
+
+[[mqtt.subscriptions]]
+filter = "v3/+/devices/+/join"
+dialect = "tts_v3"
+
+[[mqtt.subscriptions]]
+filter = "v3/+/devices/+/location/solved"
+dialect = "tts_v3"
+
+[ingest]
+# Bounded channel between the MQTT session and the writer (back-pressure, bounded memory).
+channel_capacity = 2048
+# A batch is committed when it holds batch_max_messages, when no message arrived for
+# batch_linger_ms, or when its oldest message waited batch_max_wait_ms. Messages are
+# acknowledged to the broker only after their batch committed.
+batch_max_messages = 500
+batch_linger_ms = 5
+batch_max_wait_ms = 200
+# Larger payloads are dead-lettered with reason payload_too_large.
+max_payload_bytes = 262144
+# Store readings of The Things Stack "simulated" uplinks (console test messages).
+store_simulated = false
+
+[http]
+listen = "127.0.0.1:8080"
+# Base URL used in "next" links; empty = derived from the request's Host header.
+public_base_url = ""
+max_body_bytes = 1048576
+request_timeout_secs = 30
+max_page_size = 10000
+
+[retention]
+# Days to keep each table; 0 keeps forever.
+uplinks_days = 90
+dead_letters_days = 30
+readings_days = 0
+interval_minutes = 60
+
+[mapping.keys]
+# Extra decoded-object keys mapped to canonical quantities, on top of the built-in table
+# (see GET /v1/quantities for the quantity names). Examples:
+# "MyTempSensor" = "temperature"
+# "pressure_pa" = { quantity = "pressure", factor = 0.01 }
+
+[simulator]
+# Total uplinks per second across all simulated devices.
+rate = 20.0
+# Single-bay parking sensors; the other device groups scale with this number.
+parking_bays = 60
+seed = 42
+registry_file = ".stadtpuls/sim-devices.geojson"
+# Stop after this many uplinks (0 = until stopped).
+max_messages = 0
+
+[log]
+# tracing filter directives, e.g. "info" or "stadtpuls_ingest=debug,info".
+level = "info"
+# text or json
+format = "text"
+"#;

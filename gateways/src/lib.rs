@@ -1,0 +1,60 @@
+//! Pure decoding of what LoRaWAN network servers publish: (dialect, topic, payload bytes) →
+//! canonical [`Uplink`] or [`DeviceEvent`]; device payload codecs; key → quantity mapping.
+//!
+//! Invariant: this crate does no IO and depends on no async runtime or database crate.
+
+mod model;
+pub mod quantity;
+
+pub use model::*;
+pub use quantity::Quantity;
+
+/// Why a message could not be decoded. Each variant has a stable [`DecodeError::reason`] used as
+/// a metrics label and dead-letter reason.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum DecodeError {
+    /// The payload is not valid JSON (or not UTF-8).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// Valid JSON, but not an object at the top level.
+    #[error("expected a JSON object at the top level")]
+    NotAnObject,
+    /// A field the dialect requires is absent.
+    #[error("missing field '{0}'")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type or an unusable value.
+    #[error("field '{field}': {problem}")]
+    InvalidField { field: &'static str, problem: String },
+    /// A DevEUI that is not 8 bytes / 16 hex digits.
+    #[error("invalid DevEUI '{0}'")]
+    InvalidDevEui(String),
+    /// Base64 or hex that does not decode.
+    #[error("field '{field}': invalid {encoding}")]
+    InvalidEncoding { field: &'static str, encoding: &'static str },
+    /// A timestamp that does not parse or lies implausibly far in the future/past.
+    #[error("field '{field}': invalid or implausible timestamp '{value}'")]
+    InvalidTimestamp { field: &'static str, value: String },
+    /// `auto` could not tell which network server sent this.
+    #[error("cannot tell the network-server dialect of this message")]
+    UnknownDialect,
+    /// The topic says one device, the payload another.
+    #[error("topic names DevEUI {topic} but payload says {payload}")]
+    TopicMismatch { topic: String, payload: String },
+}
+
+impl DecodeError {
+    /// Short stable label (metrics, dead letters).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::NotAnObject => "not_an_object",
+            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::InvalidField { .. } => "invalid_field",
+            DecodeError::InvalidDevEui(_) => "invalid_dev_eui",
+            DecodeError::InvalidEncoding { .. } => "invalid_encoding",
+            DecodeError::InvalidTimestamp { .. } => "invalid_timestamp",
+            DecodeError::UnknownDialect => "unknown_dialect",
+            DecodeError::TopicMismatch { .. } => "topic_mismatch",
+        }
+    }
+}
