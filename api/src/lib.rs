@@ -1,1 +1,62 @@
-//! placeholder
+//! The Stadtpuls HTTP API (axum): health, metrics, quantities, devices, readings, latest values.
+//!
+//! Only this crate knows HTTP DTOs; errors become problem+json in exactly one place ([`error`]).
+
+pub mod error;
+mod handlers;
+pub mod params;
+
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use stadtpuls_config::Settings;
+use stadtpuls_ingest::{Clock, IngestHealth};
+use stadtpuls_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    /// Present when ingest runs in the same process (`run`); `api` alone has none.
+    pub ingest: Option<Arc<IngestHealth>>,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The full router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let http = &state.settings.http;
+    let body_limit = http.max_body_bytes;
+    let timeout = Duration::from_secs(http.request_timeout_secs);
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics))
+        .route("/v1/quantities", get(handlers::quantities))
+        .route("/v1/devices", get(handlers::devices))
+        .route("/v1/devices/{dev_eui}", get(handlers::device))
+        .route("/v1/devices/{dev_eui}/readings", get(handlers::readings))
+        .route("/v1/latest", get(handlers::latest))
+        .fallback(handlers::not_found)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled (graceful: in-flight requests finish).
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "HTTP API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

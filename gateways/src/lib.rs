@@ -3,11 +3,57 @@
 //!
 //! Invariant: this crate does no IO and depends on no async runtime or database crate.
 
+mod chirpstack_v3;
+mod chirpstack_v4;
+pub mod codecs;
+pub mod mapping;
 mod model;
 pub mod quantity;
+mod sniff;
+mod tts_v3;
+mod wire;
 
+pub use codecs::{decode_payload, Codec, CodecError};
+pub use mapping::{KeyTable, Mapped, Reading};
 pub use model::*;
 pub use quantity::Quantity;
+
+use chrono::{DateTime, Utc};
+
+/// Decodes one MQTT message from a network server into a canonical uplink or event.
+///
+/// `topic` may be empty; when given it supplies the event type (ChirpStack
+/// `.../event/<type>`, TTS `.../up`, `.../join`, ...) and, for ChirpStack, a DevEUI that must
+/// match the payload's. `now` is only a fallback for messages without any timestamp and the
+/// reference for rejecting implausible ones (before 2000, or more than a day after `now`).
+pub fn decode(
+    dialect: Dialect,
+    topic: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Decoded, DecodeError> {
+    let msg = wire::parse_object(payload)?;
+    let server = match dialect {
+        Dialect::Auto => sniff::detect(&msg, topic).ok_or(DecodeError::UnknownDialect)?,
+        Dialect::ChirpstackV4 => NetworkServer::ChirpstackV4,
+        Dialect::ChirpstackV3 => NetworkServer::ChirpstackV3,
+        Dialect::TtsV3 => NetworkServer::TtsV3,
+    };
+    let ctx = wire::Ctx { topic, now };
+    decoder_for(server)(&msg, &ctx)
+}
+
+/// Signature every dialect module implements. Adding a network server = a module with this
+/// function, a `NetworkServer`/`Dialect` variant, an arm here and a row in `sniff::SIGNATURES`.
+type DialectDecoder = fn(&serde_json::Value, &wire::Ctx<'_>) -> Result<Decoded, DecodeError>;
+
+fn decoder_for(server: NetworkServer) -> DialectDecoder {
+    match server {
+        NetworkServer::ChirpstackV4 => chirpstack_v4::decode,
+        NetworkServer::ChirpstackV3 => chirpstack_v3::decode,
+        NetworkServer::TtsV3 => tts_v3::decode,
+    }
+}
 
 /// Why a message could not be decoded. Each variant has a stable [`DecodeError::reason`] used as
 /// a metrics label and dead-letter reason.

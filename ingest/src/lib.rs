@@ -1,1 +1,151 @@
-//! placeholder
+//! Ingest: the MQTT session → decode → batch → store → acknowledge-after-commit pipeline.
+//!
+//! Tasks (all stop when `shutdown` is cancelled):
+//! - [`mqtt`]: owns the rumqttc event loop; (re)subscribes on every ConnAck, stamps each
+//!   PUBLISH with `received_at` and hands it to a bounded channel without ever blocking the
+//!   poll loop (keep-alives and acks keep flowing while the writer is slow).
+//! - [`writer`]: decodes and maps messages ([`pipeline`]), collects them into batches, commits
+//!   each batch in one transaction and only then acknowledges exactly its MQTT packets.
+//! - [`directory`]: keeps the device → codec cache fresh from the registry.
+//! - retention: drops old chunks on a timer.
+
+pub mod directory;
+pub mod health;
+pub mod mqtt;
+pub mod pipeline;
+pub mod writer;
+
+pub use health::{IngestHealth, MqttState};
+
+use chrono::{DateTime, Utc};
+use stadtpuls_config::Settings;
+use stadtpuls_gateways::{KeyTable, Quantity};
+use stadtpuls_store::{RetentionPolicy, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Source of the current time; injected so tests and replays control it.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Why ingest could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The MQTT settings cannot be turned into a connection (e.g. unreadable CA file).
+    #[error("MQTT configuration: {0}")]
+    MqttConfig(String),
+    /// The store failed in a way retrying will not fix.
+    #[error("store: {0}")]
+    Store(#[from] stadtpuls_store::StoreError),
+    /// A task ended unexpectedly.
+    #[error("ingest task failed: {0}")]
+    Task(String),
+}
+
+/// A reading that was just committed, for live consumers (SSE, in-memory views).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedReading {
+    pub dev_eui: stadtpuls_gateways::DevEui,
+    pub quantity: Quantity,
+    pub observed_at: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// Everything the ingest tasks share. Passed in, never global.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub health: Arc<IngestHealth>,
+    pub keys: Arc<KeyTable>,
+    /// Committed readings are sent here (lagging receivers just miss some).
+    pub committed: broadcast::Sender<CommittedReading>,
+}
+
+impl IngestContext {
+    pub fn new(settings: Arc<Settings>, store: Store, clock: Arc<dyn Clock>) -> Result<Self, IngestError> {
+        let keys = Arc::new(key_table(&settings)?);
+        let (committed, _) = broadcast::channel(4096);
+        Ok(IngestContext { settings, store, clock, health: Arc::new(IngestHealth::default()), keys, committed })
+    }
+}
+
+/// The built-in key table extended by `[mapping.keys]`.
+pub fn key_table(settings: &Settings) -> Result<KeyTable, IngestError> {
+    let mut keys = KeyTable::builtin();
+    for (key, m) in &settings.mapping.keys {
+        let q: Quantity = m
+            .quantity_name()
+            .parse()
+            .map_err(|e: String| IngestError::MqttConfig(format!("mapping.keys.{key}: {e}")))?;
+        keys.extend(key, q, m.factor());
+    }
+    Ok(keys)
+}
+
+/// Runs the whole ingest until `shutdown` is cancelled; in-flight batches are committed and
+/// acknowledged before it returns.
+pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(ctx.settings.ingest.channel_capacity);
+    let session = mqtt::Session::new(&ctx)?;
+    let acker = session.acker();
+    let directory = directory::Directory::default();
+
+    // Device directory refresher: every 5 s, picks up registry imports made by other processes.
+    let dir_task = tokio::spawn(directory::refresh_loop(ctx.store.clone(), directory.clone(), shutdown.clone()));
+    // Retention: drop chunks past their age on a timer.
+    let retention_task = tokio::spawn(retention_loop(ctx.clone(), shutdown.clone()));
+    // The MQTT session: polls the event loop, forwards PUBLISH packets into `tx`. It stops
+    // when the writer has finished (so acks of the last batch still reach the broker).
+    let writer_done = CancellationToken::new();
+    let mqtt_task = tokio::spawn(session.run(ctx.clone(), tx, writer_done.clone()));
+    // The writer: batches, commits, acks. Drains what it holds when shutdown is cancelled.
+    let result = writer::run(ctx.clone(), directory, rx, acker, shutdown.clone()).await;
+    // Give the session a moment to flush the final acks, then stop it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer_done.cancel();
+    let _ = mqtt_task.await;
+    shutdown.cancel();
+    let _ = dir_task.await;
+    let _ = retention_task.await;
+    result
+}
+
+async fn retention_loop(ctx: IngestContext, shutdown: CancellationToken) {
+    let r = &ctx.settings.retention;
+    let policy = RetentionPolicy {
+        uplinks_days: r.uplinks_days,
+        dead_letters_days: r.dead_letters_days,
+        readings_days: r.readings_days,
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(r.interval_minutes * 60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match ctx.store.apply_retention(policy, ctx.clock.now()).await {
+            Ok(o) => tracing::info!(
+                uplinks_chunks = o.uplinks_chunks,
+                dead_letters_chunks = o.dead_letters_chunks,
+                readings_chunks = o.readings_chunks,
+                "retention applied"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention run failed; will retry at the next interval"),
+        }
+    }
+}

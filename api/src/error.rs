@@ -1,0 +1,50 @@
+//! The one place where errors become HTTP responses (RFC 9457 problem+json).
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A query or path parameter is malformed or out of range.
+    #[error("invalid parameter '{param}': {message}")]
+    BadParam { param: String, message: String },
+    /// The resource does not exist (or is not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database failed; details go to the log only.
+    #[error("store: {0}")]
+    Store(#[from] stadtpuls_store::StoreError),
+}
+
+impl ApiError {
+    pub fn bad(param: &str, message: impl Into<String>) -> Self {
+        ApiError::BadParam { param: param.to_string(), message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, title, detail, param) = match &self {
+            ApiError::BadParam { param, message } => {
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => param.clone()).increment(1);
+                (StatusCode::BAD_REQUEST, "Bad Request", format!("{param}: {message}"), Some(param.clone()))
+            }
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "Not Found", format!("{what} not found"), None),
+            ApiError::Store(e) if e.is_transient() => {
+                tracing::error!(error = %e, "database unavailable while answering a request");
+                (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the database is unavailable; retry later".to_string(), None)
+            }
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "request failed in the store");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error".to_string(), None)
+            }
+        };
+        let mut body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
+        if let Some(p) = param {
+            body["parameter"] = json!(p);
+        }
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}

@@ -1,0 +1,227 @@
+//! Request handlers and their response DTOs.
+
+use crate::error::ApiError;
+use crate::params::{self, Params};
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use stadtpuls_gateways::{DevEui, Quantity};
+use stadtpuls_store::{Device, DeviceFilter, ReadingCursor, StoredReading, Visibility};
+use std::collections::{BTreeMap, HashMap};
+
+type Q = Query<HashMap<String, String>>;
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn reading_json(r: &StoredReading) -> Value {
+    json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": ts(r.time) })
+}
+
+fn device_json(d: &Device) -> Value {
+    json!({
+        "dev_eui": d.dev_eui.to_string(),
+        "name": d.name,
+        "kind": d.kind.as_str(),
+        "lat": d.lat,
+        "lon": d.lon,
+        "network_server": d.network_server,
+        "first_seen": d.first_seen.map(ts),
+        "last_seen": d.last_seen.map(ts),
+        "battery_percent": d.battery_percent,
+        "battery_voltage": d.battery_voltage,
+    })
+}
+
+/// `GET /health`: 200 when the database answers, 503 otherwise; ingest state when in-process.
+pub async fn health(State(st): State<AppState>) -> Response {
+    let db_ok = st.store.ping().await.is_ok();
+    let ingest = st.ingest.as_ref().map(|h| h.to_json());
+    let ingest_ok = st
+        .ingest
+        .as_ref()
+        .is_none_or(|h| h.mqtt_state() == stadtpuls_ingest::MqttState::Connected && !h.db_failing());
+    let status = match (db_ok, ingest_ok) {
+        (true, true) => "ok",
+        (true, false) => "degraded",
+        (false, _) => "unavailable",
+    };
+    let body = json!({
+        "status": status,
+        "database": if db_ok { "ok" } else { "unreachable" },
+        "ingest": ingest.unwrap_or(json!("not running in this process")),
+    });
+    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    match &st.metrics {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
+    }
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("route {}", uri.path()))
+}
+
+/// `GET /v1/quantities`
+pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
+    Params::new(q).finish()?;
+    let items: Vec<Value> = Quantity::ALL
+        .iter()
+        .map(|q| json!({ "name": q.name(), "unit": q.unit(), "description": q.description() }))
+        .collect();
+    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+}
+
+/// `GET /v1/devices?bbox=`: public devices.
+pub async fn devices(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let bbox = p.bbox()?;
+    p.finish()?;
+    let devices = st.store.devices(DeviceFilter { bbox, public_only: true }).await?;
+    let items: Vec<Value> = devices.iter().map(device_json).collect();
+    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+}
+
+/// A public device, or 404 (private devices do not exist for the public API).
+async fn public_device(st: &AppState, raw: &str) -> Result<Device, ApiError> {
+    let eui = params::dev_eui(raw)?;
+    match st.store.device(eui).await? {
+        Some(d) if d.visibility == Visibility::Public => Ok(d),
+        _ => Err(ApiError::NotFound(format!("device {eui}"))),
+    }
+}
+
+/// `GET /v1/devices/{dev_eui}`: the device with its latest value per quantity.
+pub async fn device(State(st): State<AppState>, Path(raw): Path<String>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    Params::new(q).finish()?;
+    let d = public_device(&st, &raw).await?;
+    let latest = st.store.latest_of_device(d.dev_eui).await?;
+    let mut body = device_json(&d);
+    body["latest"] = latest.iter().map(reading_json).collect();
+    Ok(Json(body))
+}
+
+/// `GET /v1/devices/{dev_eui}/readings?quantity=&from=&to=&limit=&cursor=`: newest first.
+pub async fn readings(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let quantity = p.quantity()?;
+    let to = p.time("to")?.unwrap_or_else(|| st.clock.now() + Duration::seconds(1));
+    let from = p.time("from")?.unwrap_or(to - Duration::days(1));
+    if from >= to {
+        return Err(ApiError::bad("from", "must be before 'to'"));
+    }
+    let limit = p.limit(100, st.settings.http.max_page_size)?;
+    let cursor = p.cursor()?;
+    p.finish()?;
+    let d = public_device(&st, &raw).await?;
+    let mut rows = st.store.readings(d.dev_eui, quantity, from, to, cursor, limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(next_link(&st, &headers, &uri, &ReadingCursor { time: last.time, quantity: last.quantity })),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "dev_eui": d.dev_eui.to_string(),
+        "from": ts(from),
+        "to": ts(to),
+        "items": rows.iter().map(reading_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+/// The same request with `cursor` replaced, as an absolute URL.
+fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCursor) -> String {
+    let base = if st.settings.http.public_base_url.is_empty() {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        format!("http://{host}")
+    } else {
+        st.settings.http.public_base_url.trim_end_matches('/').to_string()
+    };
+    let mut pairs: Vec<(String, String)> = uri
+        .query()
+        .map(|q| serde_urlencoded_pairs(q).into_iter().filter(|(k, _)| k != "cursor").collect())
+        .unwrap_or_default();
+    pairs.push(("cursor".into(), params::encode_cursor(cursor)));
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", pct(k), pct(v))).collect();
+    format!("{base}{}?{}", uri.path(), query.join("&"))
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{q}").parse().unwrap_or_default())
+        .map(|Query(v)| v)
+        .unwrap_or_default()
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /v1/latest?quantity=&bbox=`: GeoJSON FeatureCollection, one feature per located
+/// public device with its latest value per quantity.
+pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
+    let mut p = Params::new(q);
+    let quantity = p.quantity()?;
+    let bbox = p.bbox()?;
+    p.finish()?;
+    let rows = st.store.latest(quantity, bbox, true).await?;
+    let mut by_device: BTreeMap<DevEui, Vec<&stadtpuls_store::LatestValue>> = BTreeMap::new();
+    for r in &rows {
+        by_device.entry(r.dev_eui).or_default().push(r);
+    }
+    let features: Vec<Value> = by_device
+        .values()
+        .map(|vals| {
+            let first = vals[0];
+            let readings: Vec<Value> = vals
+                .iter()
+                .map(|v| json!({ "quantity": v.quantity.name(), "value": v.value, "unit": v.quantity.unit(), "time": ts(v.time) }))
+                .collect();
+            let mut props = json!({
+                "dev_eui": first.dev_eui.to_string(),
+                "name": first.name,
+                "kind": first.kind.as_str(),
+                "readings": readings,
+            });
+            if quantity.is_some() {
+                props["quantity"] = json!(first.quantity.name());
+                props["value"] = json!(first.value);
+                props["unit"] = json!(first.quantity.unit());
+                props["time"] = json!(ts(first.time));
+            }
+            json!({
+                "type": "Feature",
+                "id": first.dev_eui.to_string(),
+                "geometry": { "type": "Point", "coordinates": [first.lon, first.lat] },
+                "properties": props,
+            })
+        })
+        .collect();
+    let body = json!({ "type": "FeatureCollection", "features": features });
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+}

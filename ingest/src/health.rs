@@ -1,0 +1,90 @@
+//! Live state of the ingest for `/health` and metrics: broker connection, database trouble.
+
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// State of the broker connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MqttState {
+    Connecting,
+    Connected,
+    Disconnected,
+}
+
+/// Shared, lock-light health record updated by the ingest tasks.
+#[derive(Debug)]
+pub struct IngestHealth {
+    connected: AtomicBool,
+    ever_connected: AtomicBool,
+    db_failing: AtomicBool,
+    reconnects: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    committed_batches: AtomicU64,
+}
+
+impl Default for IngestHealth {
+    fn default() -> Self {
+        IngestHealth {
+            connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
+            db_failing: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            committed_batches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl IngestHealth {
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        if up {
+            if self.ever_connected.swap(true, Ordering::Relaxed) {
+                self.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn mqtt_state(&self) -> MqttState {
+        match (self.connected.load(Ordering::Relaxed), self.ever_connected.load(Ordering::Relaxed)) {
+            (true, _) => MqttState::Connected,
+            (false, false) => MqttState::Connecting,
+            (false, true) => MqttState::Disconnected,
+        }
+    }
+
+    pub fn set_db_failing(&self, failing: bool) {
+        self.db_failing.store(failing, Ordering::Relaxed);
+    }
+
+    pub fn db_failing(&self) -> bool {
+        self.db_failing.load(Ordering::Relaxed)
+    }
+
+    pub fn record_error(&self, e: impl ToString) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some(e.to_string());
+        }
+    }
+
+    pub fn batch_committed(&self) {
+        self.committed_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// JSON summary for `/health`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let state = match self.mqtt_state() {
+            MqttState::Connected => "connected",
+            MqttState::Connecting => "connecting",
+            MqttState::Disconnected => "disconnected",
+        };
+        json!({
+            "mqtt": state,
+            "reconnects": self.reconnects.load(Ordering::Relaxed),
+            "writer": if self.db_failing() { "retrying" } else { "ok" },
+            "committed_batches": self.committed_batches.load(Ordering::Relaxed),
+            "last_error": self.last_error.lock().ok().and_then(|g| g.clone()),
+        })
+    }
+}

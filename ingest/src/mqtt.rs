@@ -1,0 +1,266 @@
+//! The MQTT session: connection options, (re)subscription, forwarding PUBLISH packets to the
+//! writer, and the ack gate that keeps acknowledgements of one connection off the next.
+
+use crate::{IngestContext, IngestError};
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, Request, SubscribeFilter, Transport};
+use stadtpuls_gateways::Dialect;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// One received PUBLISH on its way to the writer.
+#[derive(Debug)]
+pub struct InboundMessage {
+    /// Topic with the configured `topic_prefix` removed.
+    pub topic: String,
+    pub dialect: Dialect,
+    pub received_at: DateTime<Utc>,
+    pub publish: Publish,
+    /// The connection this packet arrived on; its ack is only valid on that connection.
+    pub generation: u64,
+}
+
+/// Acknowledges packets after their data is committed — but only on the connection they came
+/// from. After a reconnect the broker redelivers unacknowledged packets, possibly under packet
+/// ids that by then belong to other messages; a stale ack would acknowledge the wrong message.
+#[derive(Clone, Debug)]
+pub struct Acker {
+    client: AsyncClient,
+    generation: Arc<Mutex<u64>>,
+}
+
+impl Acker {
+    /// Acks `msg` if its connection is still the current one. Returns whether it was sent.
+    pub async fn ack(&self, msg: &InboundMessage) -> bool {
+        if msg.publish.qos == QoS::AtMostOnce {
+            return true;
+        }
+        let g = self.generation.lock().await;
+        if *g != msg.generation {
+            return false;
+        }
+        // Holding the lock while queueing: the session bumps the generation under the same
+        // lock after a disconnect and then purges queued acks, so none can slip through.
+        self.client.ack(&msg.publish).await.is_ok()
+    }
+}
+
+/// The MQTT side of ingest.
+#[derive(Debug)]
+pub struct Session {
+    client: AsyncClient,
+    eventloop: EventLoopHolder,
+    generation: Arc<Mutex<u64>>,
+}
+
+/// `EventLoop` has no Debug impl; this wrapper gives the session one.
+struct EventLoopHolder(EventLoop);
+
+impl std::fmt::Debug for EventLoopHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventLoop")
+    }
+}
+
+/// Builds the rumqttc options from settings (persistent session, manual acks, packet limit).
+pub fn mqtt_options(ctx: &IngestContext) -> Result<MqttOptions, IngestError> {
+    let m = &ctx.settings.mqtt;
+    let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+    o.set_keep_alive(Duration::from_secs(m.keep_alive_secs));
+    o.set_clean_session(m.clean_session);
+    o.set_manual_acks(true);
+    o.set_max_packet_size(m.max_packet_bytes, m.max_packet_bytes);
+    // Requests to the event loop are acks and subscriptions; leave room for a full window.
+    o.set_request_channel_capacity(ctx.settings.ingest.channel_capacity * 2 + 64);
+    if !m.username.is_empty() {
+        o.set_credentials(m.username.clone(), m.password.expose().to_string());
+    }
+    if m.tls {
+        let ca_path = if m.ca_file.is_empty() { "/etc/ssl/certs/ca-certificates.crt" } else { m.ca_file.as_str() };
+        let ca = std::fs::read(ca_path)
+            .map_err(|e| IngestError::MqttConfig(format!("mqtt.ca_file: cannot read {ca_path}: {e}")))?;
+        o.set_transport(Transport::tls(ca, None, None));
+    }
+    Ok(o)
+}
+
+impl Session {
+    pub fn new(ctx: &IngestContext) -> Result<Session, IngestError> {
+        let opts = mqtt_options(ctx)?;
+        let cap = opts.request_channel_capacity();
+        let (client, eventloop) = AsyncClient::new(opts, cap);
+        Ok(Session { client, eventloop: EventLoopHolder(eventloop), generation: Arc::new(Mutex::new(0)) })
+    }
+
+    pub fn acker(&self) -> Acker {
+        Acker { client: self.client.clone(), generation: self.generation.clone() }
+    }
+
+    /// Polls the event loop until `stop` is cancelled. Never blocks on the writer: when the
+    /// channel is full, packets wait in a local queue whose size the broker's in-flight window
+    /// bounds (the broker sends no more unacknowledged QoS 1 packets than that).
+    pub async fn run(self, ctx: IngestContext, tx: mpsc::Sender<InboundMessage>, stop: CancellationToken) {
+        let Session { client, eventloop, generation } = self;
+        let mut eventloop = eventloop.0;
+        let settings = ctx.settings.clone();
+        let prefix = settings.mqtt.topic_prefix.clone();
+        let filters: Vec<(String, Dialect)> = settings
+            .mqtt
+            .subscriptions
+            .iter()
+            .map(|s| (format!("{prefix}{}", s.filter), s.dialect))
+            .collect();
+        let mut overflow: VecDeque<InboundMessage> = VecDeque::new();
+        let mut current_gen = 0u64;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                permit = tx.reserve(), if !overflow.is_empty() => {
+                    match permit {
+                        Ok(p) => { if let Some(m) = overflow.pop_front() { p.send(m); } }
+                        Err(_) => break, // writer gone
+                    }
+                    continue;
+                }
+                ev = eventloop.poll() => ev,
+            };
+            match event {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(200);
+                    ctx.health.set_connected(true);
+                    tracing::info!(session_present = ack.session_present, host = %settings.mqtt.host, port = settings.mqtt.port, "connected to MQTT broker");
+                    let subs = filters.iter().map(|(f, _)| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(subs) {
+                        tracing::error!(error = %e, "could not queue subscriptions");
+                    }
+                }
+                Ok(Event::Incoming(Incoming::SubAck(s))) => {
+                    let refused = s.return_codes.iter().filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)).count();
+                    if refused > 0 {
+                        tracing::error!(refused, "broker refused subscriptions (check ACLs)");
+                        ctx.health.record_error("broker refused a subscription");
+                    } else {
+                        tracing::info!(filters = ?filters.iter().map(|f| &f.0).collect::<Vec<_>>(), "subscribed");
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(publish))) => {
+                    metrics::counter!("stadtpuls_mqtt_messages_received_total").increment(1);
+                    let full_topic = publish.topic.clone();
+                    let topic = full_topic.strip_prefix(prefix.as_str()).unwrap_or(&full_topic).to_string();
+                    let dialect = dialect_for(&filters, &full_topic);
+                    let msg = InboundMessage { topic, dialect, received_at: ctx.clock.now(), publish, generation: current_gen };
+                    if overflow.is_empty() {
+                        match tx.try_send(msg) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(m)) => overflow.push_back(m),
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
+                        }
+                    } else {
+                        overflow.push_back(msg);
+                    }
+                    metrics::gauge!("stadtpuls_ingest_overflow_messages").set(overflow.len() as f64);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    ctx.health.set_connected(false);
+                    ctx.health.record_error(format!("MQTT: {e}"));
+                    {
+                        // New connection generation: acks of packets from the old one are void.
+                        let mut g = generation.lock().await;
+                        *g += 1;
+                        current_gen = *g;
+                        // `poll` already moved queued requests into `pending`; drain the request
+                        // channel once more under the lock, then drop every queued ack and
+                        // subscription (we resubscribe on ConnAck).
+                        eventloop.clean();
+                        eventloop.pending.retain(|r| !matches!(r, Request::PubAck(_) | Request::Subscribe(_)));
+                    }
+                    // Packets still waiting for the writer belong to the old connection; the
+                    // broker redelivers them. Keeping them would only store them (harmlessly)
+                    // twice, so drop them.
+                    overflow.clear();
+                    metrics::counter!("stadtpuls_mqtt_disconnects_total").increment(1);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        let _ = client.try_disconnect();
+        // One more poll flushes the DISCONNECT (and any last acks) if the link is up.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        ctx.health.set_connected(false);
+    }
+}
+
+/// The dialect of the first configured filter that matches `topic`.
+pub fn dialect_for(filters: &[(String, Dialect)], topic: &str) -> Dialect {
+    filters.iter().find(|(f, _)| topic_matches(f, topic)).map(|(_, d)| *d).unwrap_or_default()
+}
+
+/// MQTT topic filter matching (`+` one level, `#` the rest).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut t = topic.split('/');
+    for f in filter.split('/') {
+        match f {
+            "#" => return true,
+            "+" => {
+                if t.next().is_none() {
+                    return false;
+                }
+            }
+            lit => {
+                if t.next() != Some(lit) {
+                    return false;
+                }
+            }
+        }
+    }
+    t.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_filters_match_like_mqtt() {
+        let cases = [
+            ("application/+/device/+/event/+", "application/1/device/0102/event/up", true),
+            ("application/+/device/+/event/+", "application/1/device/0102/event", false),
+            ("application/+/device/+/event/+", "application/1/device/0102/event/up/x", false),
+            ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/up", true),
+            ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/join", false),
+            ("t/#", "t/a/b/c", true),
+            ("t/#", "u/a", false),
+        ];
+        for (f, t, want) in cases {
+            assert_eq!(topic_matches(f, t), want, "{f} vs {t}");
+        }
+    }
+
+    #[test]
+    fn dialect_comes_from_the_first_matching_filter() {
+        let filters = vec![
+            ("p/application/+/device/+/event/+".to_string(), Dialect::Auto),
+            ("p/v3/+/devices/+/up".to_string(), Dialect::TtsV3),
+        ];
+        assert_eq!(dialect_for(&filters, "p/v3/a@t/devices/d/up"), Dialect::TtsV3);
+        assert_eq!(dialect_for(&filters, "p/application/a/device/d/event/up"), Dialect::Auto);
+    }
+}

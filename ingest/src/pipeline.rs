@@ -1,0 +1,150 @@
+//! The per-message steps, as a flat chain: size check → decode → (codec) → map → record.
+//! Pure apart from reading the device directory; the writer does the IO.
+
+use crate::directory::Directory;
+use crate::mqtt::InboundMessage;
+use chrono::{DateTime, Utc};
+use stadtpuls_gateways::{self as gw, codecs, Decoded, DeviceEvent, KeyTable};
+use stadtpuls_store::{Batch, DeadLetter, UplinkRecord};
+
+/// What one message becomes.
+#[derive(Debug)]
+pub enum Outcome {
+    Uplink(Box<UplinkRecord>),
+    Event(DeviceEvent),
+    /// Valid but nothing to store (join, ack, log, downlink events, simulated uplinks…).
+    Skipped(&'static str),
+    DeadLetter(DeadLetter),
+}
+
+/// Inputs of the steps that are not the message itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Steps<'a> {
+    pub keys: &'a KeyTable,
+    pub directory: &'a Directory,
+    pub max_payload_bytes: usize,
+    pub store_simulated: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Largest slice of a rejected payload kept in the dead-letter table.
+const DEAD_LETTER_KEEP_BYTES: usize = 64 * 1024;
+
+/// Runs every step for one message.
+pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
+    let payload: &[u8] = &msg.publish.payload;
+    if payload.len() > steps.max_payload_bytes {
+        return dead_letter(
+            msg,
+            "payload_too_large",
+            format!("payload of {} bytes exceeds ingest.max_payload_bytes = {}", payload.len(), steps.max_payload_bytes),
+        );
+    }
+    let decoded = match gw::decode(msg.dialect, &msg.topic, payload, steps.now) {
+        Ok(d) => d,
+        Err(e) => return dead_letter(msg, e.reason(), e.to_string()),
+    };
+    match decoded {
+        Decoded::Skipped { kind, .. } => Outcome::Skipped(kind),
+        Decoded::Event(e) => Outcome::Event(e),
+        Decoded::Uplink(u) if u.simulated && !steps.store_simulated => Outcome::Skipped("simulated"),
+        Decoded::Uplink(u) => {
+            // The network server's object wins; only without one are the raw bytes decoded
+            // here. The codec's output is not stored: `reprocess` recomputes it after a fix.
+            let codec = steps.directory.codec(u.dev_eui);
+            let mapped = readings_of(&u, codec, steps.keys);
+            Outcome::Uplink(Box::new(UplinkRecord {
+                uplink: *u,
+                topic: msg.topic.clone(),
+                ingested_at: msg.received_at,
+                readings: mapped.readings,
+                unmapped: mapped.unmapped,
+            }))
+        }
+    }
+}
+
+/// Readings of an uplink: from the network server's decoded object, else from the raw bytes
+/// decoded with the device's codec (if it has one).
+pub fn readings_of(u: &gw::Uplink, codec: Option<codecs::Codec>, keys: &KeyTable) -> gw::Mapped {
+    let raw = RawParts { dev_eui: u.dev_eui, f_port: u.f_port, payload: &u.payload, observed_at: u.observed_at };
+    map_parts(u.decoded.as_ref(), raw, codec, keys)
+}
+
+/// The parts of a stored uplink that readings are computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct RawParts<'a> {
+    pub dev_eui: gw::DevEui,
+    pub f_port: Option<u8>,
+    pub payload: &'a [u8],
+    pub observed_at: DateTime<Utc>,
+}
+
+/// See [`readings_of`]; also used by `reprocess` on stored raw uplinks.
+pub fn map_parts(decoded: Option<&serde_json::Value>, raw: RawParts<'_>, codec: Option<codecs::Codec>, keys: &KeyTable) -> gw::Mapped {
+    let from_codec;
+    let object = match (decoded, codec) {
+        (Some(obj), _) => obj,
+        (None, Some(codec)) => match apply_codec(raw, codec) {
+            Some(v) => {
+                from_codec = v;
+                &from_codec
+            }
+            None => return gw::Mapped::default(),
+        },
+        (None, None) => return gw::Mapped::default(),
+    };
+    keys.map_object(object, raw.observed_at)
+}
+
+/// Decodes raw bytes with a payload codec; failures are counted and yield no readings.
+fn apply_codec(u: RawParts<'_>, codec: codecs::Codec) -> Option<serde_json::Value> {
+    if u.payload.is_empty() {
+        return None;
+    }
+    match codecs::decode_payload(codec, u.f_port.unwrap_or(0), u.payload) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            metrics::counter!("stadtpuls_ingest_codec_errors_total", "codec" => codec.name(), "reason" => e.reason()).increment(1);
+            tracing::debug!(dev_eui = %u.dev_eui, codec = codec.name(), error = %e, "payload codec failed; raw uplink kept");
+            None
+        }
+    }
+}
+
+fn dead_letter(msg: &InboundMessage, reason: &'static str, detail: String) -> Outcome {
+    let payload: &[u8] = &msg.publish.payload;
+    Outcome::DeadLetter(DeadLetter {
+        received_at: msg.received_at,
+        topic: msg.topic.clone(),
+        reason: reason.to_string(),
+        detail,
+        payload: payload[..payload.len().min(DEAD_LETTER_KEEP_BYTES)].to_vec(),
+        payload_size: payload.len(),
+    })
+}
+
+/// Adds one outcome to a batch, counting it. Used by the writer and by dead-letter replay.
+pub fn collect(batch: &mut Batch, outcome: Outcome) {
+    match outcome {
+        Outcome::Uplink(r) => {
+            if !r.unmapped.is_empty() {
+                metrics::counter!("stadtpuls_ingest_unmapped_keys_total").increment(r.unmapped.len() as u64);
+                tracing::debug!(dev_eui = %r.uplink.dev_eui, keys = ?r.unmapped, "decoded keys without a quantity (kept in the raw uplink)");
+            }
+            batch.uplinks.push(*r);
+        }
+        Outcome::Event(e) => {
+            metrics::counter!("stadtpuls_ingest_events_total").increment(1);
+            batch.events.push(e);
+        }
+        Outcome::Skipped(kind) => {
+            metrics::counter!("stadtpuls_ingest_skipped_total", "kind" => kind).increment(1);
+        }
+        Outcome::DeadLetter(d) => {
+            metrics::counter!("stadtpuls_ingest_dead_letters_total", "reason" => d.reason.clone()).increment(1);
+            tracing::warn!(topic = %d.topic, reason = %d.reason, detail = %d.detail, "message dead-lettered");
+            batch.dead_letters.push(d);
+        }
+    }
+}

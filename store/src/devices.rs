@@ -1,0 +1,316 @@
+//! The device registry: kinds, visibility, import (upsert), lookups and the ingest directory.
+
+use crate::{Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stadtpuls_gateways::DevEui;
+use std::fmt;
+use std::str::FromStr;
+
+/// What a device measures; later features (parking, buildings) select devices by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "device_kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    ParkingBay,
+    ParkingCounter,
+    RoomClimate,
+    DeskOccupancy,
+    PeopleCounter,
+    OutdoorClimate,
+    AirQuality,
+    Other,
+}
+
+impl DeviceKind {
+    pub const ALL: &'static [DeviceKind] = &[
+        DeviceKind::ParkingBay,
+        DeviceKind::ParkingCounter,
+        DeviceKind::RoomClimate,
+        DeviceKind::DeskOccupancy,
+        DeviceKind::PeopleCounter,
+        DeviceKind::OutdoorClimate,
+        DeviceKind::AirQuality,
+        DeviceKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::ParkingBay => "parking_bay",
+            DeviceKind::ParkingCounter => "parking_counter",
+            DeviceKind::RoomClimate => "room_climate",
+            DeviceKind::DeskOccupancy => "desk_occupancy",
+            DeviceKind::PeopleCounter => "people_counter",
+            DeviceKind::OutdoorClimate => "outdoor_climate",
+            DeviceKind::AirQuality => "air_quality",
+            DeviceKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeviceKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        DeviceKind::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| StoreError::Invalid {
+            field: "kind",
+            problem: format!(
+                "'{s}' is not one of {}",
+                DeviceKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
+
+/// Whether a device's readings may be served without a key. Private is the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, Default)]
+#[sqlx(type_name = "visibility", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    #[default]
+    Private,
+}
+
+impl FromStr for Visibility {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "private" => Ok(Visibility::Private),
+            other => Err(StoreError::Invalid {
+                field: "visibility",
+                problem: format!("'{other}' is not one of public, private"),
+            }),
+        }
+    }
+}
+
+/// A registry entry as imported by an operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDevice {
+    pub dev_eui: DevEui,
+    pub name: Option<String>,
+    pub kind: DeviceKind,
+    pub codec: Option<String>,
+    pub visibility: Visibility,
+    pub location: Option<(f64, f64)>,
+    pub site_id: Option<String>,
+    pub room_id: Option<String>,
+}
+
+/// A device as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Device {
+    pub dev_eui: DevEui,
+    pub name: Option<String>,
+    pub kind: DeviceKind,
+    pub codec: Option<String>,
+    pub visibility: Visibility,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub location_source: Option<String>,
+    pub site_id: Option<String>,
+    pub room_id: Option<String>,
+    pub network_server: Option<String>,
+    pub application: Option<String>,
+    pub auto_registered: bool,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub battery_percent: Option<f64>,
+    pub battery_voltage: Option<f64>,
+    pub battery_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    dev_eui: i64,
+    name: Option<String>,
+    kind: DeviceKind,
+    codec: Option<String>,
+    visibility: Visibility,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    location_source: Option<String>,
+    site_id: Option<String>,
+    room_id: Option<String>,
+    network_server: Option<String>,
+    application: Option<String>,
+    auto_registered: bool,
+    first_seen: Option<DateTime<Utc>>,
+    last_seen: Option<DateTime<Utc>>,
+    battery_percent: Option<f64>,
+    battery_voltage: Option<f64>,
+    battery_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DeviceRow> for Device {
+    fn from(r: DeviceRow) -> Self {
+        Device {
+            dev_eui: DevEui::from_i64(r.dev_eui),
+            name: r.name,
+            kind: r.kind,
+            codec: r.codec,
+            visibility: r.visibility,
+            lat: r.lat,
+            lon: r.lon,
+            location_source: r.location_source,
+            site_id: r.site_id,
+            room_id: r.room_id,
+            network_server: r.network_server,
+            application: r.application,
+            auto_registered: r.auto_registered,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            battery_percent: r.battery_percent,
+            battery_voltage: r.battery_voltage,
+            battery_at: r.battery_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const DEVICE_COLUMNS: &str = "dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id, \
+     network_server, application, auto_registered, first_seen, last_seen, battery_percent, \
+     battery_voltage, battery_at, updated_at";
+
+/// A WGS84 bounding box (`min_lon, min_lat, max_lon, max_lat`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BBox {
+    pub min_lon: f64,
+    pub min_lat: f64,
+    pub max_lon: f64,
+    pub max_lat: f64,
+}
+
+/// Which devices a listing returns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeviceFilter {
+    pub bbox: Option<BBox>,
+    /// Only `public` devices (the public API); `false` also returns private ones.
+    pub public_only: bool,
+}
+
+/// What the ingest pipeline needs to know about a device before its data is written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirectoryEntry {
+    pub dev_eui: DevEui,
+    pub codec: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Counts of an import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+impl Store {
+    /// Inserts or updates registry entries (re-import updates). An imported location pins the
+    /// device position (`location_source = 'registry'`); network location events then leave it.
+    pub async fn import_devices(&self, devices: &[NewDevice]) -> Result<ImportOutcome> {
+        let mut out = ImportOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for chunk in devices.chunks(1000) {
+            let mut eui = Vec::with_capacity(chunk.len());
+            let (mut name, mut kind, mut codec, mut vis) = (vec![], vec![], vec![], vec![]);
+            let (mut lat, mut lon, mut site, mut room) = (vec![], vec![], vec![], vec![]);
+            for d in chunk {
+                eui.push(d.dev_eui.as_i64());
+                name.push(d.name.clone());
+                kind.push(d.kind);
+                codec.push(d.codec.clone());
+                vis.push(d.visibility);
+                lat.push(d.location.map(|l| l.0));
+                lon.push(d.location.map(|l| l.1));
+                site.push(d.site_id.clone());
+                room.push(d.room_id.clone());
+            }
+            let inserted: Vec<bool> = sqlx::query_scalar(
+                "INSERT INTO devices AS d (dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id)
+                 SELECT e, n, k, c, v, la, lo, CASE WHEN la IS NULL THEN NULL ELSE 'registry' END, s, r
+                 FROM UNNEST($1::bigint[], $2::text[], $3::device_kind[], $4::text[], $5::visibility[],
+                             $6::float8[], $7::float8[], $8::text[], $9::text[]) AS t(e, n, k, c, v, la, lo, s, r)
+                 ON CONFLICT (dev_eui) DO UPDATE SET
+                   name = EXCLUDED.name, kind = EXCLUDED.kind, codec = EXCLUDED.codec,
+                   visibility = EXCLUDED.visibility,
+                   lat = COALESCE(EXCLUDED.lat, d.lat), lon = COALESCE(EXCLUDED.lon, d.lon),
+                   location_source = COALESCE(EXCLUDED.location_source, d.location_source),
+                   site_id = EXCLUDED.site_id, room_id = EXCLUDED.room_id,
+                   auto_registered = false, updated_at = now()
+                 RETURNING (xmax = 0)",
+            )
+            .bind(&eui)
+            .bind(&name)
+            .bind(&kind)
+            .bind(&codec)
+            .bind(&vis)
+            .bind(&lat)
+            .bind(&lon)
+            .bind(&site)
+            .bind(&room)
+            .fetch_all(&mut *tx)
+            .await?;
+            for i in inserted {
+                if i {
+                    out.inserted += 1
+                } else {
+                    out.updated += 1
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn device(&self, dev_eui: DevEui) -> Result<Option<Device>> {
+        let row: Option<DeviceRow> =
+            sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_eui = $1"))
+                .bind(dev_eui.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(Device::from))
+    }
+
+    /// Devices matching the filter, ordered by DevEUI. A bbox filter returns located devices only.
+    pub async fn devices(&self, filter: DeviceFilter) -> Result<Vec<Device>> {
+        let b = filter.bbox;
+        let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices
+             WHERE (NOT $1 OR visibility = 'public')
+               AND ($2::float8 IS NULL OR (lon BETWEEN $2 AND $4 AND lat BETWEEN $3 AND $5))
+             ORDER BY dev_eui"
+        ))
+        .bind(filter.public_only)
+        .bind(b.map(|b| b.min_lon))
+        .bind(b.map(|b| b.min_lat))
+        .bind(b.map(|b| b.max_lon))
+        .bind(b.map(|b| b.max_lat))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Device::from).collect())
+    }
+
+    /// Registry entries changed after `since` (all when `None`), for the ingest's device cache.
+    pub async fn directory_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<DirectoryEntry>> {
+        let rows: Vec<(i64, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT dev_eui, codec, updated_at FROM devices
+             WHERE $1::timestamptz IS NULL OR updated_at > $1 ORDER BY updated_at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(e, codec, updated_at)| DirectoryEntry { dev_eui: DevEui::from_i64(e), codec, updated_at })
+            .collect())
+    }
+}

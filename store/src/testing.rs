@@ -1,0 +1,34 @@
+//! Test support: a fresh, migrated database per test on the real PostgreSQL + TimescaleDB.
+//!
+//! The server is taken from `STADTPULS_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each call creates `stadtpuls_test_<random>`.
+
+use crate::{Result, Store};
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+/// URL of the maintenance database used to create test databases.
+pub fn admin_url() -> String {
+    std::env::var("STADTPULS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Creates a new empty database and returns its URL (not migrated).
+pub async fn create_database() -> Result<String> {
+    let admin = admin_url();
+    let name = format!("stadtpuls_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = PgPoolOptions::new().max_connections(1).connect(&admin).await?;
+    // Identifiers cannot be bound; the name is generated above from hex digits only.
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+    Ok(format!("{base}/{name}"))
+}
+
+/// A fresh database with all migrations applied.
+pub async fn fresh_store() -> Result<Store> {
+    let url = create_database().await?;
+    let store = Store::connect(&url, 5, Duration::from_secs(10)).await?;
+    store.migrate().await?;
+    Ok(store)
+}
