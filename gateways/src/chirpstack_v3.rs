@@ -147,7 +147,9 @@ fn eui(raw: &str) -> Result<DevEui, DecodeError> {
 }
 
 fn dev_eui(raw: Option<&str>, topic: &ChirpstackTopic<'_>) -> Result<DevEui, DecodeError> {
-    let eui = eui(raw.filter(|s| !s.is_empty()).ok_or(DecodeError::MissingField("devEUI"))?)?;
+    let eui = eui(raw
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::MissingField("devEUI"))?)?;
     wire::check_topic(topic.dev_eui, eui)?;
     Ok(eui)
 }

@@ -70,13 +70,19 @@ pub enum DecodeError {
     MissingField(&'static str),
     /// A field has the wrong JSON type or an unusable value.
     #[error("field '{field}': {problem}")]
-    InvalidField { field: &'static str, problem: String },
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
     /// A DevEUI that is not 8 bytes / 16 hex digits.
     #[error("invalid DevEUI '{0}'")]
     InvalidDevEui(String),
     /// Base64 or hex that does not decode.
     #[error("field '{field}': invalid {encoding}")]
-    InvalidEncoding { field: &'static str, encoding: &'static str },
+    InvalidEncoding {
+        field: &'static str,
+        encoding: &'static str,
+    },
     /// A timestamp that does not parse or lies implausibly far in the future/past.
     #[error("field '{field}': invalid or implausible timestamp '{value}'")]
     InvalidTimestamp { field: &'static str, value: String },

@@ -3,8 +3,7 @@
 //!
 //! Rules, in the order they apply to each leaf of the object:
 //! * Keys match case-insensitively, ignoring `_`, `-` and spaces (`batteryVoltage` =
-//!   `battery_voltage`), except `_` between two digits (`pm2_5` ≠ `pm25`... both are listed;
-//!   `pm1_0` must not become `pm10`).
+//!   `battery_voltage`), except `_` between two digits, so that `pm1_0` does not become `pm10`.
 //! * Nested objects are walked with dotted paths (`air.temperature`). A leaf is looked up by its
 //!   full path first (`soil.temperature`, `wind.speed`), then by its own key, then by its key
 //!   without `_<digits>` segments (Cayenne `temperature_3`, `line_1_in`). A leaf whose key is all
@@ -71,38 +70,74 @@ const BUILTIN: &[(Quantity, &[&str])] = &[
     (
         Quantity::Temperature,
         &[
-            "temperature", "temp", "tempc", "temp_c", "tempc_sht", "air_temperature",
-            "ambient_temperature", "temperature_sensor",
+            "temperature",
+            "temp",
+            "tempc",
+            "temp_c",
+            "tempc_sht",
+            "air_temperature",
+            "ambient_temperature",
+            "temperature_sensor",
         ],
     ),
     (
         Quantity::Humidity,
         &[
-            "humidity", "hum", "humi", "hum_sht", "rh", "relative_humidity", "air_humidity",
+            "humidity",
+            "hum",
+            "humi",
+            "hum_sht",
+            "rh",
+            "relative_humidity",
+            "air_humidity",
             "humidity_sensor",
         ],
     ),
-    (Quantity::Co2, &["co2", "co2_concentration", "carbon_dioxide", "co2_ppm"]),
+    (
+        Quantity::Co2,
+        &["co2", "co2_concentration", "carbon_dioxide", "co2_ppm"],
+    ),
     (
         Quantity::Pressure,
         &[
-            "pressure", "barometric_pressure", "air_pressure", "atmospheric_pressure",
-            "barometer", "barometer_sensor", "baro",
+            "pressure",
+            "barometric_pressure",
+            "air_pressure",
+            "atmospheric_pressure",
+            "barometer",
+            "barometer_sensor",
+            "baro",
         ],
     ),
-    (Quantity::Pm2_5, &["pm25", "pm2.5", "pm2_5_mass_concentration"]),
+    (
+        Quantity::Pm2_5,
+        &["pm25", "pm2.5", "pm2_5_mass_concentration"],
+    ),
     (Quantity::Pm10, &["pm10_mass_concentration"]),
     (Quantity::Tvoc, &["tvoc", "total_voc", "tvoc_ppb"]),
     (
         Quantity::Illuminance,
         &[
-            "illuminance", "illumination", "lux", "luminosity", "light", "light_intensity",
+            "illuminance",
+            "illumination",
+            "lux",
+            "luminosity",
+            "light",
+            "light_intensity",
             "illuminance_sensor",
         ],
     ),
     (
         Quantity::Noise,
-        &["noise", "laeq", "la_eq", "leq", "noise_level", "sound_level", "decibel"],
+        &[
+            "noise",
+            "laeq",
+            "la_eq",
+            "leq",
+            "noise_level",
+            "sound_level",
+            "decibel",
+        ],
     ),
     (
         Quantity::BatteryVoltage,
@@ -110,26 +145,47 @@ const BUILTIN: &[(Quantity, &[&str])] = &[
     ),
     (
         Quantity::Battery,
-        &["battery", "battery_level", "battery_percent", "battery_percentage"],
+        &[
+            "battery",
+            "battery_level",
+            "battery_percent",
+            "battery_percentage",
+        ],
     ),
     (
         Quantity::Occupied,
         &["occupied", "occupancy", "p_state", "parking_occupied"],
     ),
-    (Quantity::FreeSpaces, &["free_slots", "free_places", "available_spaces"]),
-    (Quantity::PeopleIn, &["people_count_in", "line_in", "line_total_in"]),
-    (Quantity::PeopleOut, &["people_count_out", "line_out", "line_total_out"]),
+    (
+        Quantity::FreeSpaces,
+        &["free_slots", "free_places", "available_spaces"],
+    ),
+    (
+        Quantity::PeopleIn,
+        &["people_count_in", "line_in", "line_total_in"],
+    ),
+    (
+        Quantity::PeopleOut,
+        &["people_count_out", "line_out", "line_total_out"],
+    ),
     (Quantity::Hcho, &["formaldehyde", "ch2o"]),
     (Quantity::Distance, &["distance_m"]),
     (Quantity::WindSpeed, &["windspeed", "wind.speed"]),
-    (Quantity::WindDirection, &["winddirection", "wind.direction"]),
+    (
+        Quantity::WindDirection,
+        &["winddirection", "wind.direction"],
+    ),
     (Quantity::Rainfall, &["precipitation", "rain"]),
     (Quantity::SoilMoisture, &["soil.moisture"]),
     (
         Quantity::Motion,
         &[
-            "activity", "activity_counter", "presence", "presence_sensor",
-            "action.motion.detected", "action.motion.count",
+            "activity",
+            "activity_counter",
+            "presence",
+            "presence_sensor",
+            "action.motion.detected",
+            "action.motion.count",
         ],
     ),
 ];
@@ -152,12 +208,26 @@ const NOT_MAPPED: &[&str] = &["soil.temperature"];
 /// Objects holding configuration or flags rather than measurements (paxcounter
 /// `payloadmask.battery: 0` is "battery data not sent", not 0 %). Nothing below them maps.
 const NOT_MEASUREMENTS: &[&str] = &[
-    "flags", "payloadmask", "mask", "config", "configuration", "settings", "thresholds", "alarms",
+    "flags",
+    "payloadmask",
+    "mask",
+    "config",
+    "configuration",
+    "settings",
+    "thresholds",
+    "alarms",
 ];
 
 /// Keys of a `{value, unit}` object besides `value`.
 const VALUE_OBJECT_KEYS: &[&str] = &[
-    "unit", "displayName", "display_name", "name", "label", "description", "timestamp", "time",
+    "unit",
+    "displayName",
+    "display_name",
+    "name",
+    "label",
+    "description",
+    "timestamp",
+    "time",
 ];
 
 /// Lowercases and drops `_`, `-`, spaces — but keeps `_` between two digits.
@@ -198,9 +268,9 @@ pub struct KeyEntry {
 impl FromStr for KeyEntry {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (key, rhs) = s
-            .split_once('=')
-            .ok_or_else(|| format!("'{s}': expected 'key = quantity' or 'key = quantity * factor'"))?;
+        let (key, rhs) = s.split_once('=').ok_or_else(|| {
+            format!("'{s}': expected 'key = quantity' or 'key = quantity * factor'")
+        })?;
         let key = key.trim();
         if key.is_empty() {
             return Err(format!("'{s}': empty key"));
@@ -253,17 +323,38 @@ impl KeyTable {
             table.extend(key, *quantity, *factor);
         }
         for (key, quantity) in UNIT_REQUIRED {
-            table.insert(key, Rule { quantity: Some(*quantity), factor: 1.0, unit_required: true });
+            table.insert(
+                key,
+                Rule {
+                    quantity: Some(*quantity),
+                    factor: 1.0,
+                    unit_required: true,
+                },
+            );
         }
         for key in NOT_MAPPED {
-            table.insert(key, Rule { quantity: None, factor: 1.0, unit_required: false });
+            table.insert(
+                key,
+                Rule {
+                    quantity: None,
+                    factor: 1.0,
+                    unit_required: false,
+                },
+            );
         }
         table
     }
 
     /// Adds or replaces a key. `factor` converts unitless values to the quantity's unit.
     pub fn extend(&mut self, key: &str, quantity: Quantity, factor: f64) {
-        self.insert(key, Rule { quantity: Some(quantity), factor, unit_required: false });
+        self.insert(
+            key,
+            Rule {
+                quantity: Some(quantity),
+                factor,
+                unit_required: false,
+            },
+        );
     }
 
     /// Adds a parsed configuration entry.
@@ -280,11 +371,18 @@ impl KeyTable {
     fn rule_for(&self, path: &[&str]) -> Option<Rule> {
         let mut segments: Vec<&str> = path.to_vec();
         // ChirpStack Cayenne: `temperatureSensor.3` is channel 3 of `temperatureSensor`.
-        if segments.len() > 1 && segments.last().is_some_and(|s| s.chars().all(|c| c.is_ascii_digit())) {
+        if segments.len() > 1
+            && segments
+                .last()
+                .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()))
+        {
             segments.pop();
         }
         let (leaf, parents) = segments.split_last()?;
-        if parents.iter().any(|p| NOT_MEASUREMENTS.contains(&normalise(p).as_str())) {
+        if parents
+            .iter()
+            .any(|p| NOT_MEASUREMENTS.contains(&normalise(p).as_str()))
+        {
             return None;
         }
         let full: Vec<String> = segments.iter().map(|s| normalise(s)).collect();
@@ -297,7 +395,12 @@ impl KeyTable {
 
     /// Maps every leaf of `obj` to a reading observed at `observed_at`; see the module docs.
     pub fn map_object(&self, obj: &Value, observed_at: DateTime<Utc>) -> Mapped {
-        let mut walk = Walk { table: self, observed_at, seen: HashSet::new(), out: Mapped::default() };
+        let mut walk = Walk {
+            table: self,
+            observed_at,
+            seen: HashSet::new(),
+            out: Mapped::default(),
+        };
         match obj {
             Value::Object(map) => walk.object(&mut Vec::new(), map),
             _ => walk.out.unmapped.push(String::new()),
@@ -339,11 +442,13 @@ impl Walk<'_> {
             .and_then(|rule| resolve(rule, value, unit))
             .filter(|(_, v)| v.is_finite());
         match reading {
-            Some((quantity, value)) if self.seen.insert(quantity) => self.out.readings.push(Reading {
-                quantity,
-                value,
-                observed_at: self.observed_at,
-            }),
+            Some((quantity, value)) if self.seen.insert(quantity) => {
+                self.out.readings.push(Reading {
+                    quantity,
+                    value,
+                    observed_at: self.observed_at,
+                })
+            }
             _ => self.out.unmapped.push(path.join(".")),
         }
     }
@@ -355,7 +460,10 @@ fn is_value_object(map: &Map<String, Value>) -> bool {
         map.get("value"),
         Some(Value::Number(_) | Value::String(_) | Value::Bool(_))
     );
-    scalar && map.keys().all(|k| k == "value" || VALUE_OBJECT_KEYS.contains(&k.as_str()))
+    scalar
+        && map
+            .keys()
+            .all(|k| k == "value" || VALUE_OBJECT_KEYS.contains(&k.as_str()))
 }
 
 /// Splits `"23.5 °C"` into 23.5 and `°C`.
@@ -383,7 +491,10 @@ fn resolve(rule: Rule, value: &Value, unit: Option<&str>) -> Option<(Quantity, f
         Value::String(s) => number_with_unit(s)?,
         _ => return None,
     };
-    let unit = unit.map(str::trim).filter(|u| !u.is_empty()).unwrap_or(text_unit);
+    let unit = unit
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(text_unit);
     if !unit.is_empty() {
         return convert(quantity, v, unit);
     }
@@ -468,7 +579,10 @@ mod tests {
         assert_eq!(normalise("batteryVoltage"), normalise("battery_voltage"));
         assert_eq!(normalise("pm2_5"), "pm2_5");
         assert_eq!(normalise("pm1_0"), "pm1_0");
-        assert_eq!(without_digit_segments("line_1_total_in").as_deref(), Some("line_total_in"));
+        assert_eq!(
+            without_digit_segments("line_1_total_in").as_deref(),
+            Some("line_total_in")
+        );
         assert_eq!(without_digit_segments("temperature"), None);
     }
 
@@ -507,9 +621,43 @@ mod tests {
         );
         assert_eq!(
             m.unmapped,
-            vec!["battery", "co2", "distance", "nothing", "soil.temperature", "tags", "temperature_2"]
+            vec![
+                "battery",
+                "co2",
+                "distance",
+                "nothing",
+                "soil.temperature",
+                "tags",
+                "temperature_2"
+            ]
         );
         assert!(m.readings.iter().all(|r| r.observed_at == at()));
+    }
+
+    #[test]
+    fn tts_normalized_payload() {
+        let m = KeyTable::builtin().map_object(
+            &json!({
+                "air": {"temperature": 21.3, "relativeHumidity": 45, "co2": 800, "lightIntensity": 300, "pressure": 1012},
+                "battery": 3.1,
+                "action": {"motion": {"detected": true}},
+                "water": {"temperature": {"current": 9.5}}
+            }),
+            at(),
+        );
+        assert_eq!(
+            pairs(&m),
+            vec![
+                (Quantity::Motion, 1.0),
+                (Quantity::Co2, 800.0),
+                (Quantity::Illuminance, 300.0),
+                (Quantity::Pressure, 1012.0),
+                (Quantity::Humidity, 45.0),
+                (Quantity::Temperature, 21.3),
+                (Quantity::BatteryVoltage, 3.1),
+            ]
+        );
+        assert_eq!(m.unmapped, vec!["water.temperature.current"]);
     }
 
     #[test]
@@ -529,20 +677,36 @@ mod tests {
             &json!({"temperatureSensor": {"3": 27.2, "5": 25.5}, "humiditySensor": {"1": 32}, "digitalInput": {"3": 1}}),
             at(),
         );
-        assert_eq!(pairs(&m), vec![(Quantity::Humidity, 32.0), (Quantity::Temperature, 27.2)]);
+        assert_eq!(
+            pairs(&m),
+            vec![(Quantity::Humidity, 32.0), (Quantity::Temperature, 27.2)]
+        );
         assert_eq!(m.unmapped, vec!["digitalInput.3", "temperatureSensor.5"]);
     }
 
     #[test]
     fn extend_and_parse_entries() {
         let mut table = KeyTable::empty();
-        assert_eq!(table.map_object(&json!({"temperature": 1}), at()).unmapped, vec!["temperature"]);
+        assert_eq!(
+            table.map_object(&json!({"temperature": 1}), at()).unmapped,
+            vec!["temperature"]
+        );
         let entry = parse_entry(" water_pressure_pa = pressure * 0.01 ").unwrap();
-        assert_eq!(entry, KeyEntry { key: "water_pressure_pa".into(), quantity: Quantity::Pressure, factor: 0.01 });
+        assert_eq!(
+            entry,
+            KeyEntry {
+                key: "water_pressure_pa".into(),
+                quantity: Quantity::Pressure,
+                factor: 0.01
+            }
+        );
         table.add(&entry);
         table.extend("t_out", Quantity::Temperature, 1.0);
         let m = table.map_object(&json!({"Water_Pressure_Pa": 101300, "T_OUT": -3.5}), at());
-        assert_eq!(pairs(&m), vec![(Quantity::Temperature, -3.5), (Quantity::Pressure, 1013.0)]);
+        assert_eq!(
+            pairs(&m),
+            vec![(Quantity::Temperature, -3.5), (Quantity::Pressure, 1013.0)]
+        );
         assert!(parse_entry("x = nonsense").is_err());
         assert!(parse_entry("x = co2 * zero").is_err());
         assert!(parse_entry("no equals sign").is_err());

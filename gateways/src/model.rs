@@ -204,5 +204,8 @@ pub enum Decoded {
     Uplink(Box<Uplink>),
     Event(DeviceEvent),
     /// A valid message that carries nothing to store (join, ack, txack, log, downlink events…).
-    Skipped { kind: &'static str, dev_eui: Option<DevEui> },
+    Skipped {
+        kind: &'static str,
+        dev_eui: Option<DevEui>,
+    },
 }

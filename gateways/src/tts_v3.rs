@@ -25,7 +25,11 @@ enum Kind {
 /// case of several keys in one message: the first listed wins.
 const KINDS: &[(&str, &str, Kind)] = &[
     ("uplink_message", "up", Kind::Uplink),
-    ("uplink_normalized", "up/normalized", Kind::Skip("up_normalized")),
+    (
+        "uplink_normalized",
+        "up/normalized",
+        Kind::Skip("up_normalized"),
+    ),
     ("location_solved", "location/solved", Kind::Location),
     ("join_accept", "join", Kind::Skip("join")),
     ("downlink_ack", "down/ack", Kind::Skip("down_ack")),
@@ -33,7 +37,11 @@ const KINDS: &[(&str, &str, Kind)] = &[
     ("downlink_sent", "down/sent", Kind::Skip("down_sent")),
     ("downlink_failed", "down/failed", Kind::Skip("down_failed")),
     ("downlink_queued", "down/queued", Kind::Skip("down_queued")),
-    ("downlink_queue_invalidated", "down/invalidated", Kind::Skip("down_invalidated")),
+    (
+        "downlink_queue_invalidated",
+        "down/invalidated",
+        Kind::Skip("down_invalidated"),
+    ),
     ("service_data", "service/data", Kind::Skip("service_data")),
     // Topics we publish to ourselves; seen when subscribing to `#`.
     ("", "down/push", Kind::Skip("down_push")),
@@ -206,13 +214,11 @@ fn device_location(locations: &BTreeMap<String, WireLocation>) -> Option<Locatio
     let preferred = ["user", "frm-payload"]
         .iter()
         .filter_map(|k| locations.get_key_value(*k));
-    preferred
-        .chain(locations.iter())
-        .find_map(|(service, wl)| {
-            let mut loc = wl.to_location()?;
-            loc.source.get_or_insert_with(|| service.clone());
-            Some(loc)
-        })
+    preferred.chain(locations.iter()).find_map(|(service, wl)| {
+        let mut loc = wl.to_location()?;
+        loc.source.get_or_insert_with(|| service.clone());
+        Some(loc)
+    })
 }
 
 fn uplink(env: Envelope, ctx: &Ctx<'_>) -> Result<Uplink, DecodeError> {
@@ -222,7 +228,11 @@ fn uplink(env: Envelope, ctx: &Ctx<'_>) -> Result<Uplink, DecodeError> {
         .ok_or(DecodeError::MissingField("uplink_message"))?;
     let now = ctx.now;
 
-    let settings_time = wire::time_opt("uplink_message.settings.time", up.settings.time.as_deref(), now)?;
+    let settings_time = wire::time_opt(
+        "uplink_message.settings.time",
+        up.settings.time.as_deref(),
+        now,
+    )?;
     let ns_received = wire::time_opt("uplink_message.received_at", up.received_at.as_deref(), now)?;
     let as_received = wire::time_opt("received_at", env.received_at.as_deref(), now)?;
     let gateway_time = match up.rx_metadata.first() {
@@ -301,7 +311,9 @@ fn location_solved(env: Envelope, ctx: &Ctx<'_>) -> Result<DeviceEvent, DecodeEr
         .location
         .as_ref()
         .and_then(WireLocation::to_location)
-        .ok_or(DecodeError::MissingField("location_solved.location.latitude"))?;
+        .ok_or(DecodeError::MissingField(
+            "location_solved.location.latitude",
+        ))?;
     if location.source.is_none() {
         location.source = solved.service;
     }

@@ -32,7 +32,10 @@ pub(crate) fn parse_object(payload: &[u8]) -> Result<Value, DecodeError> {
 
 /// Deserializes a wire struct from (part of) a message. serde does not report which field
 /// failed, so the error names the part that was being read (`field`) and carries serde's text.
-pub(crate) fn read<T: DeserializeOwned>(value: &Value, field: &'static str) -> Result<T, DecodeError> {
+pub(crate) fn read<T: DeserializeOwned>(
+    value: &Value,
+    field: &'static str,
+) -> Result<T, DecodeError> {
     T::deserialize(value).map_err(|e| DecodeError::InvalidField {
         field,
         problem: e.to_string(),
@@ -177,7 +180,9 @@ pub(crate) fn u64_number_or_string<'de, D: Deserializer<'de>>(
             .parse::<u64>()
             .map(Some)
             .map_err(|_| D::Error::custom(format!("'{s}' is not an unsigned integer"))),
-        Some(other) => Err(D::Error::custom(format!("expected an integer, got {other}"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an integer, got {other}"
+        ))),
     }
 }
 
@@ -199,9 +204,7 @@ impl<'a> ChirpstackTopic<'a> {
         let segments: Vec<&str> = topic.split('/').collect();
         let mut parsed = ChirpstackTopic::default();
         if let Some(i) = segments.iter().position(|s| *s == "device") {
-            parsed.dev_eui = segments
-                .get(i + 1)
-                .and_then(|s| DevEui::parse_hex(s).ok());
+            parsed.dev_eui = segments.get(i + 1).and_then(|s| DevEui::parse_hex(s).ok());
             parsed.event = match segments.get(i + 2..).unwrap_or_default() {
                 ["event", kind, ..] => Some(*kind),
                 ["rx"] => Some("up"),
@@ -235,7 +238,9 @@ mod tests {
             assert_eq!(err.reason(), "invalid_timestamp", "{bad}");
         }
         // Exactly one day ahead is still accepted (gateway clocks drift).
-        assert!(time_opt("t", Some("2024-06-02T00:00:00Z"), now()).unwrap().is_some());
+        assert!(time_opt("t", Some("2024-06-02T00:00:00Z"), now())
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -244,7 +249,10 @@ mod tests {
         assert_eq!(base64("data", "ARI").unwrap(), vec![0x01, 0x12]);
         assert_eq!(
             base64("data", "..."),
-            Err(DecodeError::InvalidEncoding { field: "data", encoding: "base64" })
+            Err(DecodeError::InvalidEncoding {
+                field: "data",
+                encoding: "base64"
+            })
         );
     }
 
@@ -267,6 +275,9 @@ mod tests {
     fn f_port_range() {
         assert_eq!(f_port(Some(255), "fPort"), Ok(Some(255)));
         assert_eq!(f_port(None, "fPort"), Ok(None));
-        assert_eq!(f_port(Some(256), "fPort").unwrap_err().reason(), "invalid_field");
+        assert_eq!(
+            f_port(Some(256), "fPort").unwrap_err().reason(),
+            "invalid_field"
+        );
     }
 }

@@ -23,7 +23,9 @@ fn eui(s: &str) -> DevEui {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lorawan").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lorawan")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -51,16 +53,27 @@ fn uplink_of(decoded: Decoded) -> Uplink {
 
 const V4_TOPIC: &str =
     "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/";
-const V4_TB_TOPIC: &str = "application/ca739e26-7b67-4f14-b69e-d568c22a5a75/device/1000000000000001/event/up";
+const V4_TB_TOPIC: &str =
+    "application/ca739e26-7b67-4f14-b69e-d568c22a5a75/device/1000000000000001/event/up";
 const V3_TOPIC: &str = "application/123/device/0202020202020202/event/";
 const TTS_TOPIC: &str = "v3/app1@ttn/devices/dev1/";
 
 fn gw(id: &str, rssi: Option<f64>, snr: Option<f64>, location: Option<Location>) -> GatewayRx {
-    GatewayRx { gateway_id: id.to_string(), rssi, snr, location }
+    GatewayRx {
+        gateway_id: id.to_string(),
+        rssi,
+        snr,
+        location,
+    }
 }
 
 fn loc(lat: f64, lon: f64, alt: Option<f64>, source: Option<&str>) -> Location {
-    Location { lat, lon, alt, source: source.map(str::to_string) }
+    Location {
+        lat,
+        lon,
+        alt,
+        source: source.map(str::to_string),
+    }
 }
 
 /// One uplink fixture and what it must decode to.
@@ -89,7 +102,9 @@ struct UpCase {
 /// Decodes with the configured dialect (and topic) and with `auto` and no topic: both must give
 /// the same, expected uplink.
 fn check(c: &UpCase) {
-    let up = uplink_of(run(c.dialect, c.topic, &c.payload).unwrap_or_else(|e| panic!("{}: {e}", c.name)));
+    let up = uplink_of(
+        run(c.dialect, c.topic, &c.payload).unwrap_or_else(|e| panic!("{}: {e}", c.name)),
+    );
     let sniffed = uplink_of(run(Dialect::Auto, "", &c.payload).unwrap());
     assert_eq!(up, sniffed, "{}: auto without topic differs", c.name);
 
@@ -105,7 +120,12 @@ fn check(c: &UpCase) {
     assert_eq!(up.received_at, t(c.received_at), "{}", c.name);
     assert_eq!(up.gateways, c.gateways, "{}", c.name);
     assert_eq!(up.decoded, c.decoded, "{}", c.name);
-    let tx = (up.tx.frequency_hz, up.tx.spreading_factor, up.tx.bandwidth_hz, up.tx.dr);
+    let tx = (
+        up.tx.frequency_hz,
+        up.tx.spreading_factor,
+        up.tx.bandwidth_hz,
+        up.tx.dr,
+    );
     assert_eq!(tx, c.tx, "{}", c.name);
     assert_eq!(up.simulated, c.simulated, "{}", c.name);
     assert_eq!(up.device_location, None, "{}", c.name);
@@ -139,7 +159,8 @@ fn chirpstack_v4_uplinks() {
         UpCase {
             name: "chirpstack-v4-up.json",
             dialect: Dialect::ChirpstackV4,
-            topic: "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up",
+            topic:
+                "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up",
             payload: fixture("chirpstack-v4-up.json"),
             server: NetworkServer::ChirpstackV4,
             dedup_key: "3ac7e3c4-4401-4b8d-9386-a5c902f9202d".into(),
@@ -191,10 +212,19 @@ fn chirpstack_v4_up_times_object_and_gateway_location() {
     assert_eq!(up.f_cnt, Some(7));
     assert_eq!(up.decoded, Some(json!({"temperature": 21.5})));
     assert_eq!(up.observed_at, t("2022-07-18T09:34:15.775023242Z"));
-    assert_eq!(up.received_at, t("2022-07-18T09:34:15.900Z"), "latest nsTime");
+    assert_eq!(
+        up.received_at,
+        t("2022-07-18T09:34:15.900Z"),
+        "latest nsTime"
+    );
     assert_eq!(
         up.gateways[0].location,
-        Some(Location { lat: 52.5, lon: 13.4, alt: Some(40.0), source: Some("CONFIG".into()) })
+        Some(Location {
+            lat: 52.5,
+            lon: 13.4,
+            alt: Some(40.0),
+            source: Some("CONFIG".into())
+        })
     );
     assert_eq!(up.gateways[1].rssi, None);
 
@@ -222,13 +252,28 @@ fn chirpstack_v4_events() {
         ("chirpstack-v4-ack.json", "ack", "0101010101010101"),
         ("chirpstack-v4-txack.json", "txack", "0101010101010101"),
         ("chirpstack-v4-log.json", "log", "0101010101010101"),
-        ("chirpstack-v4-integration.json", "integration", "0016c001f000175a"),
+        (
+            "chirpstack-v4-integration.json",
+            "integration",
+            "0016c001f000175a",
+        ),
     ];
     for (name, kind, dev) in skipped {
-        let expected = Decoded::Skipped { kind, dev_eui: Some(eui(dev)) };
+        let expected = Decoded::Skipped {
+            kind,
+            dev_eui: Some(eui(dev)),
+        };
         let topic = format!("{V4_TOPIC}{kind}");
-        assert_eq!(run(Dialect::ChirpstackV4, &topic, &fixture(name)), Ok(expected.clone()), "{name}");
-        assert_eq!(run(Dialect::Auto, "", &fixture(name)), Ok(expected), "{name} by shape");
+        assert_eq!(
+            run(Dialect::ChirpstackV4, &topic, &fixture(name)),
+            Ok(expected.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            run(Dialect::Auto, "", &fixture(name)),
+            Ok(expected),
+            "{name} by shape"
+        );
     }
 
     let status = Decoded::Event(DeviceEvent::Status {
@@ -239,19 +284,38 @@ fn chirpstack_v4_events() {
         at: Some(t("2022-07-18T09:35:06.927172638Z")),
     });
     let payload = fixture("chirpstack-v4-status.json");
-    assert_eq!(run(Dialect::ChirpstackV4, &format!("{V4_TOPIC}status"), &payload), Ok(status.clone()));
+    assert_eq!(
+        run(
+            Dialect::ChirpstackV4,
+            &format!("{V4_TOPIC}status"),
+            &payload
+        ),
+        Ok(status.clone())
+    );
     assert_eq!(run(Dialect::Auto, "", &payload), Ok(status));
 
-    let mains = edited("chirpstack-v4-status.json", |v| v["externalPowerSource"] = json!(true));
+    let mains = edited("chirpstack-v4-status.json", |v| {
+        v["externalPowerSource"] = json!(true)
+    });
     match run(Dialect::ChirpstackV4, "", &mains).unwrap() {
-        Decoded::Event(DeviceEvent::Status { battery_percent, external_power, .. }) => {
+        Decoded::Event(DeviceEvent::Status {
+            battery_percent,
+            external_power,
+            ..
+        }) => {
             assert_eq!((battery_percent, external_power), (None, true));
         }
         other => panic!("{other:?}"),
     }
-    let unknown = edited("chirpstack-v4-status.json", |v| v["batteryLevelUnavailable"] = json!(true));
+    let unknown = edited("chirpstack-v4-status.json", |v| {
+        v["batteryLevelUnavailable"] = json!(true)
+    });
     match run(Dialect::ChirpstackV4, "", &unknown).unwrap() {
-        Decoded::Event(DeviceEvent::Status { battery_percent, external_power, .. }) => {
+        Decoded::Event(DeviceEvent::Status {
+            battery_percent,
+            external_power,
+            ..
+        }) => {
             assert_eq!((battery_percent, external_power), (None, false));
         }
         other => panic!("{other:?}"),
@@ -259,25 +323,46 @@ fn chirpstack_v4_events() {
 
     let location = Decoded::Event(DeviceEvent::Location {
         dev_eui: eui("0101010101010101"),
-        location: Location { lat: 37.344214, lon: -8.839375, alt: Some(2.0), source: None },
+        location: Location {
+            lat: 37.344214,
+            lon: -8.839375,
+            alt: Some(2.0),
+            source: None,
+        },
         at: Some(t("2022-07-18T09:55:11.059481003Z")),
     });
     let payload = fixture("chirpstack-v4-location.json");
-    assert_eq!(run(Dialect::ChirpstackV4, &format!("{V4_TOPIC}location"), &payload), Ok(location.clone()));
+    assert_eq!(
+        run(
+            Dialect::ChirpstackV4,
+            &format!("{V4_TOPIC}location"),
+            &payload
+        ),
+        Ok(location.clone())
+    );
     assert_eq!(run(Dialect::Auto, "", &payload), Ok(location));
 
     // Unknown future event types are skipped, not errors.
     let topic = format!("{V4_TOPIC}newfangled");
     assert_eq!(
-        run(Dialect::ChirpstackV4, &topic, &fixture("chirpstack-v4-join.json")),
-        Ok(Decoded::Skipped { kind: "unknown", dev_eui: Some(eui("0101010101010101")) })
+        run(
+            Dialect::ChirpstackV4,
+            &topic,
+            &fixture("chirpstack-v4-join.json")
+        ),
+        Ok(Decoded::Skipped {
+            kind: "unknown",
+            dev_eui: Some(eui("0101010101010101"))
+        })
     );
 }
 
 /// The docs' `json` marshaler uplink has the placeholder `"data": "..."`, so it is completed
 /// with real base64 here; the verbatim file is checked in `chirpstack_v3_verbatim_placeholder`.
 fn v3_up_json() -> Vec<u8> {
-    edited("chirpstack-v3-up-json-marshaler.json", |v| v["data"] = json!("AWcA/w=="))
+    edited("chirpstack-v3-up-json-marshaler.json", |v| {
+        v["data"] = json!("AWcA/w==")
+    })
 }
 
 fn v3_up_case(name: &'static str, payload: Vec<u8>) -> UpCase {
@@ -310,7 +395,10 @@ fn v3_up_case(name: &'static str, payload: Vec<u8>) -> UpCase {
 
 #[test]
 fn chirpstack_v3_uplinks_both_marshalers() {
-    check(&v3_up_case("chirpstack-v3-up-json-marshaler.json (data completed)", v3_up_json()));
+    check(&v3_up_case(
+        "chirpstack-v3-up-json-marshaler.json (data completed)",
+        v3_up_json(),
+    ));
 
     // The same uplink as the legacy `json_v3` marshaler sends it: hex EUIs, real JSON `object`,
     // data rate inside txInfo, old `/rx` topic.
@@ -319,7 +407,10 @@ fn chirpstack_v3_uplinks_both_marshalers() {
         m.insert("devEUI".into(), json!("0202020202020202"));
         m.insert("data".into(), json!("AWcA/w=="));
         m.remove("objectJSON");
-        m.insert("object".into(), json!({"temperatureSensor": 25, "humiditySensor": 32}));
+        m.insert(
+            "object".into(),
+            json!({"temperatureSensor": 25, "humiditySensor": 32}),
+        );
         m.remove("dr");
         m.insert("txInfo".into(), json!({"frequency": 868100000, "dr": 1}));
         m["rxInfo"][0]["gatewayID"] = json!("0303030303030303");
@@ -334,8 +425,14 @@ fn chirpstack_v3_uplinks_both_marshalers() {
 fn chirpstack_v3_verbatim_placeholder() {
     // `"data": "..."` in the docs example is not base64.
     let payload = fixture("chirpstack-v3-up-json-marshaler.json");
-    let expected = Err(DecodeError::InvalidEncoding { field: "data", encoding: "base64" });
-    assert_eq!(run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}up"), &payload), expected);
+    let expected = Err(DecodeError::InvalidEncoding {
+        field: "data",
+        encoding: "base64",
+    });
+    assert_eq!(
+        run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}up"), &payload),
+        expected
+    );
 }
 
 #[test]
@@ -356,14 +453,23 @@ fn chirpstack_v3_object_json_and_dedup_fallbacks() {
         v["data"] = json!("AQ==");
         v["objectJSON"] = json!("{not json");
     });
-    assert_eq!(run(Dialect::ChirpstackV3, "", &bad).unwrap_err().reason(), "invalid_field");
+    assert_eq!(
+        run(Dialect::ChirpstackV3, "", &bad).unwrap_err().reason(),
+        "invalid_field"
+    );
 }
 
 #[test]
 fn chirpstack_v3_events() {
     let join = fixture("chirpstack-v3-join-json-marshaler.json");
-    let expected = Decoded::Skipped { kind: "join", dev_eui: Some(eui("0202020202020202")) };
-    assert_eq!(run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}join"), &join), Ok(expected.clone()));
+    let expected = Decoded::Skipped {
+        kind: "join",
+        dev_eui: Some(eui("0202020202020202")),
+    };
+    assert_eq!(
+        run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}join"), &join),
+        Ok(expected.clone())
+    );
     assert_eq!(run(Dialect::Auto, "", &join), Ok(expected));
 
     let status = fixture("chirpstack-v3-status-json-marshaler.json");
@@ -374,29 +480,49 @@ fn chirpstack_v3_events() {
         margin: Some(6),
         at: None,
     });
-    assert_eq!(run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}status"), &status), Ok(expected.clone()));
+    assert_eq!(
+        run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}status"), &status),
+        Ok(expected.clone())
+    );
     assert_eq!(run(Dialect::Auto, "", &status), Ok(expected));
 
     // Legacy raw battery value (0..=255).
-    let legacy = json!({"devEUI": "0202020202020202", "applicationID": "1", "battery": 127, "margin": 5});
+    let legacy =
+        json!({"devEUI": "0202020202020202", "applicationID": "1", "battery": 127, "margin": 5});
     match run(Dialect::ChirpstackV3, "", legacy.to_string().as_bytes()).unwrap() {
-        Decoded::Event(DeviceEvent::Status { battery_percent: Some(p), .. }) => assert!((p - 50.0).abs() < 1e-9),
+        Decoded::Event(DeviceEvent::Status {
+            battery_percent: Some(p),
+            ..
+        }) => assert!((p - 50.0).abs() < 1e-9),
         other => panic!("{other:?}"),
     }
 
-    let location = json!({"devEUI": "AgICAgICAgI=", "location": {"latitude": 1.5, "longitude": 2.5}});
+    let location =
+        json!({"devEUI": "AgICAgICAgI=", "location": {"latitude": 1.5, "longitude": 2.5}});
     assert_eq!(
-        run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}location"), location.to_string().as_bytes()),
+        run(
+            Dialect::ChirpstackV3,
+            &format!("{V3_TOPIC}location"),
+            location.to_string().as_bytes()
+        ),
         Ok(Decoded::Event(DeviceEvent::Location {
             dev_eui: eui("0202020202020202"),
-            location: Location { lat: 1.5, lon: 2.5, alt: None, source: None },
+            location: Location {
+                lat: 1.5,
+                lon: 2.5,
+                alt: None,
+                source: None
+            },
             at: None,
         }))
     );
     for kind in ["ack", "txack", "error", "integration"] {
         assert_eq!(
             run(Dialect::ChirpstackV3, &format!("{V3_TOPIC}{kind}"), &join),
-            Ok(Decoded::Skipped { kind, dev_eui: Some(eui("0202020202020202")) })
+            Ok(Decoded::Skipped {
+                kind,
+                dev_eui: Some(eui("0202020202020202"))
+            })
         );
     }
 }
@@ -469,7 +595,12 @@ fn tts_v3_uplinks() {
                 "eui-b827ebfffe9f2da9",
                 Some(-16.0),
                 Some(8.5),
-                Some(loc(52.71863806169478, -4.052632749080659, Some(5.0), Some("SOURCE_REGISTRY"))),
+                Some(loc(
+                    52.71863806169478,
+                    -4.052632749080659,
+                    Some(5.0),
+                    Some("SOURCE_REGISTRY"),
+                )),
             )],
             tx: (Some(867_700_000), Some(11), Some(125_000), Some(1)),
             ..tts_case("tts-v3-uplink-2020-decentlab-gw-location-tb.json")
@@ -521,7 +652,11 @@ fn tts_v3_simulated_storage_uplinks() {
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(
-        run(Dialect::Auto, "", &fixture("tts-v3-storage-cli-simulated-uplinks.json")),
+        run(
+            Dialect::Auto,
+            "",
+            &fixture("tts-v3-storage-cli-simulated-uplinks.json")
+        ),
         Err(DecodeError::NotAnObject)
     );
     let expected = [
@@ -558,7 +693,10 @@ fn tts_v3_simulated_storage_uplinks() {
 #[test]
 fn tts_v3_device_locations_and_eui_from_device_id() {
     let payload = edited("tts-v3-uplink-ttn-bosch-parking-tb.json", |v| {
-        v["end_device_ids"].as_object_mut().unwrap().remove("dev_eui");
+        v["end_device_ids"]
+            .as_object_mut()
+            .unwrap()
+            .remove("dev_eui");
         v["uplink_message"]["locations"] = json!({
             "frm-payload": {"latitude": 1.0, "longitude": 2.0, "source": "SOURCE_GPS"},
             "user": {"latitude": 52.52, "longitude": 13.405, "altitude": 34, "source": "SOURCE_REGISTRY"}
@@ -568,40 +706,136 @@ fn tts_v3_device_locations_and_eui_from_device_id() {
     assert_eq!(up.dev_eui, eui("1000000000000001"), "from device id eui-…");
     assert_eq!(
         up.device_location,
-        Some(Location { lat: 52.52, lon: 13.405, alt: Some(34.0), source: Some("SOURCE_REGISTRY".into()) })
+        Some(Location {
+            lat: 52.52,
+            lon: 13.405,
+            alt: Some(34.0),
+            source: Some("SOURCE_REGISTRY".into())
+        })
     );
     let frm_only = edited("tts-v3-uplink-ttn-bosch-parking-tb.json", |v| {
-        v["uplink_message"]["locations"] = json!({"frm-payload": {"latitude": 1.0, "longitude": 2.0}});
+        v["uplink_message"]["locations"] =
+            json!({"frm-payload": {"latitude": 1.0, "longitude": 2.0}});
     });
     let up = uplink_of(run(Dialect::TtsV3, "", &frm_only).unwrap());
     assert_eq!(
         up.device_location,
-        Some(Location { lat: 1.0, lon: 2.0, alt: None, source: Some("frm-payload".into()) })
+        Some(Location {
+            lat: 1.0,
+            lon: 2.0,
+            alt: None,
+            source: Some("frm-payload".into())
+        })
     );
 }
 
 #[test]
 fn tts_v3_other_messages() {
     let cases = [
-        ("tts-v3-join-docs-mqtt.json", "join", "join", Some("4200000000000000")),
-        ("tts-v3-join-accept-docs-dataformats.json", "join", "join", Some("0004a30b001c0530")),
-        ("tts-v3-down-ack-docs-dataformats.json", "down/ack", "down_ack", Some("0004a30b001c0530")),
-        ("tts-v3-down-ack-docs-mqtt.json", "down/ack", "down_ack", Some("4200000000000000")),
-        ("tts-v3-down-failed-docs-dataformats.json", "down/failed", "down_failed", None),
+        (
+            "tts-v3-join-docs-mqtt.json",
+            "join",
+            "join",
+            Some("4200000000000000"),
+        ),
+        (
+            "tts-v3-join-accept-docs-dataformats.json",
+            "join",
+            "join",
+            Some("0004a30b001c0530"),
+        ),
+        (
+            "tts-v3-down-ack-docs-dataformats.json",
+            "down/ack",
+            "down_ack",
+            Some("0004a30b001c0530"),
+        ),
+        (
+            "tts-v3-down-ack-docs-mqtt.json",
+            "down/ack",
+            "down_ack",
+            Some("4200000000000000"),
+        ),
+        (
+            "tts-v3-down-failed-docs-dataformats.json",
+            "down/failed",
+            "down_failed",
+            None,
+        ),
     ];
     for (name, suffix, kind, dev) in cases {
-        let expected = Ok(Decoded::Skipped { kind, dev_eui: dev.map(eui) });
-        assert_eq!(run(Dialect::TtsV3, &format!("{TTS_TOPIC}{suffix}"), &fixture(name)), expected, "{name}");
-        assert_eq!(run(Dialect::Auto, "", &fixture(name)), expected, "{name} by shape");
+        let expected = Ok(Decoded::Skipped {
+            kind,
+            dev_eui: dev.map(eui),
+        });
+        assert_eq!(
+            run(
+                Dialect::TtsV3,
+                &format!("{TTS_TOPIC}{suffix}"),
+                &fixture(name)
+            ),
+            expected,
+            "{name}"
+        );
+        assert_eq!(
+            run(Dialect::Auto, "", &fixture(name)),
+            expected,
+            "{name} by shape"
+        );
     }
     // Our own downlink pushes, seen when subscribed to `#`: known only by topic.
-    for name in ["tts-v3-down-push-docs-mqtt.json", "tts-v3-down-push-confirmed-docs-mqtt.json"] {
+    for name in [
+        "tts-v3-down-push-docs-mqtt.json",
+        "tts-v3-down-push-confirmed-docs-mqtt.json",
+    ] {
         let topic = format!("{TTS_TOPIC}down/push");
-        let expected = Ok(Decoded::Skipped { kind: "down_push", dev_eui: None });
-        assert_eq!(run(Dialect::TtsV3, &topic, &fixture(name)), expected, "{name}");
-        assert_eq!(run(Dialect::Auto, &topic, &fixture(name)), expected, "{name}");
-        assert_eq!(run(Dialect::Auto, "", &fixture(name)), Err(DecodeError::UnknownDialect));
-        assert_eq!(run(Dialect::TtsV3, "", &fixture(name)).unwrap_err().reason(), "invalid_field");
+        let expected = Ok(Decoded::Skipped {
+            kind: "down_push",
+            dev_eui: None,
+        });
+        assert_eq!(
+            run(Dialect::TtsV3, &topic, &fixture(name)),
+            expected,
+            "{name}"
+        );
+        assert_eq!(
+            run(Dialect::Auto, &topic, &fixture(name)),
+            expected,
+            "{name}"
+        );
+        assert_eq!(
+            run(Dialect::Auto, "", &fixture(name)),
+            Err(DecodeError::UnknownDialect)
+        );
+        assert_eq!(
+            run(Dialect::TtsV3, "", &fixture(name))
+                .unwrap_err()
+                .reason(),
+            "invalid_field"
+        );
+    }
+
+    // Kinds known only from the topic (no envelope key in the message).
+    let bare = json!({"end_device_ids": {"device_id": "eui-0004a30b001c0530"}}).to_string();
+    for (suffix, kind) in [
+        ("up/normalized", "up_normalized"),
+        ("service/data", "service_data"),
+        ("down/sent", "down_sent"),
+        ("down/queued", "down_queued"),
+        ("down/nack", "down_nack"),
+    ] {
+        assert_eq!(
+            run(
+                Dialect::TtsV3,
+                &format!("{TTS_TOPIC}{suffix}"),
+                bare.as_bytes()
+            ),
+            Ok(Decoded::Skipped {
+                kind,
+                dev_eui: Some(eui("0004a30b001c0530"))
+            }),
+            "{suffix}"
+        );
     }
 
     let solved = json!({
@@ -610,10 +844,19 @@ fn tts_v3_other_messages() {
         "location_solved": {"service": "lora-cloud-geolocation", "location": {"latitude": 52.1, "longitude": 4.9, "accuracy": 50}}
     });
     assert_eq!(
-        run(Dialect::Auto, &format!("{TTS_TOPIC}location/solved"), solved.to_string().as_bytes()),
+        run(
+            Dialect::Auto,
+            &format!("{TTS_TOPIC}location/solved"),
+            solved.to_string().as_bytes()
+        ),
         Ok(Decoded::Event(DeviceEvent::Location {
             dev_eui: eui("0004a30b001c0530"),
-            location: Location { lat: 52.1, lon: 4.9, alt: None, source: Some("lora-cloud-geolocation".into()) },
+            location: Location {
+                lat: 52.1,
+                lon: 4.9,
+                alt: None,
+                source: Some("lora-cloud-geolocation".into())
+            },
             at: Some(t("2020-02-17T10:32:24.590413417Z")),
         }))
     );
@@ -624,132 +867,232 @@ fn malformed_input_is_a_specific_error() {
     let v4_up = |edit: fn(&mut Value)| edited("chirpstack-v4-up.json", edit);
     let tts_up = |edit: fn(&mut Value)| edited("tts-v3-uplink-ttn-bosch-parking-tb.json", edit);
     let cases: Vec<(&str, Dialect, &str, Vec<u8>, DecodeError)> = vec![
-        ("truncated JSON", Dialect::Auto, "", br#"{"deduplicationId": "x""#.to_vec(), DecodeError::InvalidJson(String::new())),
-        ("not UTF-8", Dialect::Auto, "", b"{\"a\": \"\xff\"}".to_vec(), DecodeError::InvalidJson(String::new())),
-        ("array", Dialect::ChirpstackV4, "", b"[1, 2]".to_vec(), DecodeError::NotAnObject),
-        ("string", Dialect::TtsV3, "", b"\"up\"".to_vec(), DecodeError::NotAnObject),
-        ("unknown shape", Dialect::Auto, "", br#"{"hello": "world"}"#.to_vec(), DecodeError::UnknownDialect),
+        (
+            "truncated JSON",
+            Dialect::Auto,
+            "",
+            br#"{"deduplicationId": "x""#.to_vec(),
+            DecodeError::InvalidJson(String::new()),
+        ),
+        (
+            "not UTF-8",
+            Dialect::Auto,
+            "",
+            b"{\"a\": \"\xff\"}".to_vec(),
+            DecodeError::InvalidJson(String::new()),
+        ),
+        (
+            "array",
+            Dialect::ChirpstackV4,
+            "",
+            b"[1, 2]".to_vec(),
+            DecodeError::NotAnObject,
+        ),
+        (
+            "string",
+            Dialect::TtsV3,
+            "",
+            b"\"up\"".to_vec(),
+            DecodeError::NotAnObject,
+        ),
+        (
+            "unknown shape",
+            Dialect::Auto,
+            "",
+            br#"{"hello": "world"}"#.to_vec(),
+            DecodeError::UnknownDialect,
+        ),
         (
             "fCnt as string",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["fCnt"] = json!("ten")),
-            DecodeError::InvalidField { field: "up event", problem: String::new() },
+            DecodeError::InvalidField {
+                field: "up event",
+                problem: String::new(),
+            },
         ),
         (
             "fCnt overflows u32",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["fCnt"] = json!(99_999_999_999u64)),
-            DecodeError::InvalidField { field: "up event", problem: String::new() },
+            DecodeError::InvalidField {
+                field: "up event",
+                problem: String::new(),
+            },
         ),
         (
             "fPort above 255",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["fPort"] = json!(300)),
-            DecodeError::InvalidField { field: "fPort", problem: String::new() },
+            DecodeError::InvalidField {
+                field: "fPort",
+                problem: String::new(),
+            },
         ),
         (
             "short DevEUI",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["deviceInfo"]["devEui"] = json!("01020304")),
             DecodeError::InvalidDevEui(String::new()),
         ),
         (
             "missing DevEUI",
-            Dialect::ChirpstackV4, "",
-            v4_up(|v| { v["deviceInfo"].as_object_mut().unwrap().remove("devEui"); }),
+            Dialect::ChirpstackV4,
+            "",
+            v4_up(|v| {
+                v["deviceInfo"].as_object_mut().unwrap().remove("devEui");
+            }),
             DecodeError::MissingField("deviceInfo.devEui"),
         ),
         (
             "missing deduplicationId",
-            Dialect::ChirpstackV4, "",
-            v4_up(|v| { v.as_object_mut().unwrap().remove("deduplicationId"); }),
+            Dialect::ChirpstackV4,
+            "",
+            v4_up(|v| {
+                v.as_object_mut().unwrap().remove("deduplicationId");
+            }),
             DecodeError::MissingField("deduplicationId"),
         ),
         (
             "invalid base64",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["data"] = json!("!!not base64!!")),
-            DecodeError::InvalidEncoding { field: "data", encoding: "base64" },
+            DecodeError::InvalidEncoding {
+                field: "data",
+                encoding: "base64",
+            },
         ),
         (
             "far-future time",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["time"] = json!("2026-01-02T00:00:01Z")),
-            DecodeError::InvalidTimestamp { field: "time", value: String::new() },
+            DecodeError::InvalidTimestamp {
+                field: "time",
+                value: String::new(),
+            },
         ),
         (
             "time before 2000",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["time"] = json!("1980-01-06T00:00:00Z")),
-            DecodeError::InvalidTimestamp { field: "time", value: String::new() },
+            DecodeError::InvalidTimestamp {
+                field: "time",
+                value: String::new(),
+            },
         ),
         (
             "unparseable time",
-            Dialect::ChirpstackV4, "",
+            Dialect::ChirpstackV4,
+            "",
             v4_up(|v| v["time"] = json!("yesterday")),
-            DecodeError::InvalidTimestamp { field: "time", value: String::new() },
+            DecodeError::InvalidTimestamp {
+                field: "time",
+                value: String::new(),
+            },
         ),
         (
             "v4 topic names another device",
             Dialect::ChirpstackV4,
             "application/x/device/0202020202020202/event/up",
             fixture("chirpstack-v4-up.json"),
-            DecodeError::TopicMismatch { topic: "0202020202020202".into(), payload: "0101010101010101".into() },
+            DecodeError::TopicMismatch {
+                topic: "0202020202020202".into(),
+                payload: "0101010101010101".into(),
+            },
         ),
         (
             "v3 topic names another device",
             Dialect::ChirpstackV3,
             "application/123/device/0303030303030303/event/status",
             fixture("chirpstack-v3-status-json-marshaler.json"),
-            DecodeError::TopicMismatch { topic: "0303030303030303".into(), payload: "0202020202020202".into() },
+            DecodeError::TopicMismatch {
+                topic: "0303030303030303".into(),
+                payload: "0202020202020202".into(),
+            },
         ),
         (
             "v3 base64 DevEUI of 4 bytes",
-            Dialect::ChirpstackV3, "",
-            edited("chirpstack-v3-status-json-marshaler.json", |v| v["devEUI"] = json!("AgICAg==")),
+            Dialect::ChirpstackV3,
+            "",
+            edited("chirpstack-v3-status-json-marshaler.json", |v| {
+                v["devEUI"] = json!("AgICAg==")
+            }),
             DecodeError::InvalidDevEui(String::new()),
         ),
         (
             "v3 DevEUI neither hex nor base64",
-            Dialect::ChirpstackV3, "",
-            edited("chirpstack-v3-status-json-marshaler.json", |v| v["devEUI"] = json!("???")),
+            Dialect::ChirpstackV3,
+            "",
+            edited("chirpstack-v3-status-json-marshaler.json", |v| {
+                v["devEUI"] = json!("???")
+            }),
             DecodeError::InvalidDevEui(String::new()),
         ),
         (
             "TTS short DevEUI",
-            Dialect::TtsV3, "",
+            Dialect::TtsV3,
+            "",
             tts_up(|v| v["end_device_ids"]["dev_eui"] = json!("ABC")),
             DecodeError::InvalidDevEui(String::new()),
         ),
         (
             "TTS frm_payload not base64",
-            Dialect::TtsV3, "",
+            Dialect::TtsV3,
+            "",
             tts_up(|v| v["uplink_message"]["frm_payload"] = json!("%%%")),
-            DecodeError::InvalidEncoding { field: "uplink_message.frm_payload", encoding: "base64" },
+            DecodeError::InvalidEncoding {
+                field: "uplink_message.frm_payload",
+                encoding: "base64",
+            },
         ),
         (
             "TTS frequency not a number",
-            Dialect::TtsV3, "",
+            Dialect::TtsV3,
+            "",
             tts_up(|v| v["uplink_message"]["settings"]["frequency"] = json!("868 MHz")),
-            DecodeError::InvalidField { field: "envelope", problem: String::new() },
+            DecodeError::InvalidField {
+                field: "envelope",
+                problem: String::new(),
+            },
         ),
         (
             "TTS f_port above 255",
-            Dialect::TtsV3, "",
+            Dialect::TtsV3,
+            "",
             tts_up(|v| v["uplink_message"]["f_port"] = json!(256)),
-            DecodeError::InvalidField { field: "uplink_message.f_port", problem: String::new() },
+            DecodeError::InvalidField {
+                field: "uplink_message.f_port",
+                problem: String::new(),
+            },
         ),
         (
             "TTS far-future settings.time",
-            Dialect::TtsV3, "",
+            Dialect::TtsV3,
+            "",
             tts_up(|v| v["uplink_message"]["settings"]["time"] = json!("2099-01-01T00:00:00Z")),
-            DecodeError::InvalidTimestamp { field: "uplink_message.settings.time", value: String::new() },
+            DecodeError::InvalidTimestamp {
+                field: "uplink_message.settings.time",
+                value: String::new(),
+            },
         ),
         (
             "TTS without any envelope key",
-            Dialect::TtsV3, "",
-            tts_up(|v| { v.as_object_mut().unwrap().remove("uplink_message"); }),
-            DecodeError::InvalidField { field: "envelope", problem: String::new() },
+            Dialect::TtsV3,
+            "",
+            tts_up(|v| {
+                v.as_object_mut().unwrap().remove("uplink_message");
+            }),
+            DecodeError::InvalidField {
+                field: "envelope",
+                problem: String::new(),
+            },
         ),
     ];
     for (what, dialect, topic, payload, expected) in cases {
@@ -757,9 +1100,15 @@ fn malformed_input_is_a_specific_error() {
         // Compare variant and field; free-text details (serde messages) are not part of the contract.
         let strip = |e: &DecodeError| match e {
             DecodeError::InvalidJson(_) => DecodeError::InvalidJson(String::new()),
-            DecodeError::InvalidField { field, .. } => DecodeError::InvalidField { field, problem: String::new() },
+            DecodeError::InvalidField { field, .. } => DecodeError::InvalidField {
+                field,
+                problem: String::new(),
+            },
             DecodeError::InvalidDevEui(_) => DecodeError::InvalidDevEui(String::new()),
-            DecodeError::InvalidTimestamp { field, .. } => DecodeError::InvalidTimestamp { field, value: String::new() },
+            DecodeError::InvalidTimestamp { field, .. } => DecodeError::InvalidTimestamp {
+                field,
+                value: String::new(),
+            },
             other => other.clone(),
         };
         assert_eq!(strip(&err), expected, "{what}: {err}");
@@ -769,11 +1118,17 @@ fn malformed_input_is_a_specific_error() {
 #[test]
 fn auto_unwraps_tts_wrappers_and_sniffs_v3() {
     let stream = fixture("tts-v3-storage-stream-uplink-2020.json");
-    assert_eq!(uplink_of(run(Dialect::Auto, "", &stream).unwrap()).network_server, NetworkServer::TtsV3);
+    assert_eq!(
+        uplink_of(run(Dialect::Auto, "", &stream).unwrap()).network_server,
+        NetworkServer::TtsV3
+    );
     let events_api = edited("tts-v3-uplink-ttn-bosch-parking-tb.json", |v| {
         *v = json!({"name": "as.up.data.forward", "data": v.clone()});
     });
-    assert_eq!(uplink_of(run(Dialect::Auto, "", &events_api).unwrap()).f_cnt, Some(10335));
+    assert_eq!(
+        uplink_of(run(Dialect::Auto, "", &events_api).unwrap()).f_cnt,
+        Some(10335)
+    );
     assert_eq!(
         uplink_of(run(Dialect::Auto, "", &v3_up_json()).unwrap()).network_server,
         NetworkServer::ChirpstackV3

@@ -8,12 +8,15 @@ use stadtpuls_gateways::{KeyTable, Quantity, Quantity::*};
 use std::collections::HashSet;
 use std::path::Path;
 
+/// Readings (quantity, value) and unmapped key paths.
+type Expected = (&'static [(Quantity, f64)], &'static [&'static str]);
+
 /// Expected mapping of one example: readings (sorted by quantity name) and unmapped key paths
 /// (sorted); `None` for examples whose codec output is an error.
 struct Case {
     codec_js: &'static str,
     description: &'static str,
-    expected: Option<(&'static [(Quantity, f64)], &'static [&'static str])>,
+    expected: Option<Expected>,
 }
 
 impl Case {
@@ -23,11 +26,19 @@ impl Case {
         readings: &'static [(Quantity, f64)],
         unmapped: &'static [&'static str],
     ) -> Self {
-        Case { codec_js, description, expected: Some((readings, unmapped)) }
+        Case {
+            codec_js,
+            description,
+            expected: Some((readings, unmapped)),
+        }
     }
 
     const fn errors(codec_js: &'static str, description: &'static str) -> Self {
-        Case { codec_js, description, expected: None }
+        Case {
+            codec_js,
+            description,
+            expected: None,
+        }
     }
 }
 
@@ -104,7 +115,10 @@ const CASES: &[Case] = &[
 fn examples() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lorawan");
     let mut out = Vec::new();
-    for name in ["ttn-devrepo-uplink-examples-city.json", "ttn-devrepo-milesight-am307-examples.json"] {
+    for name in [
+        "ttn-devrepo-uplink-examples-city.json",
+        "ttn-devrepo-milesight-am307-examples.json",
+    ] {
         let file: Value = serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
         let codecs = match file.get("codecs") {
             Some(list) => list.as_array().unwrap().clone(),
@@ -134,22 +148,35 @@ fn every_device_repository_example_maps_as_expected() {
             .enumerate()
             .find(|(_, c)| c.codec_js == codec_js && c.description == description)
             .unwrap_or_else(|| panic!("no case for {codec_js} / {description}"));
-        assert!(used.insert(index), "case used twice: {codec_js} / {description}");
+        assert!(
+            used.insert(index),
+            "case used twice: {codec_js} / {description}"
+        );
         let what = format!("{codec_js} / {description}");
         let Some((readings, unmapped)) = case.expected else {
             assert!(example["output"].get("data").is_none(), "{what}");
-            assert!(!example["output"]["errors"].as_array().unwrap().is_empty(), "{what}");
+            assert!(
+                !example["output"]["errors"].as_array().unwrap().is_empty(),
+                "{what}"
+            );
             continue;
         };
         let mapped = table.map_object(&example["output"]["data"], at);
-        let mut got: Vec<(Quantity, f64)> = mapped.readings.iter().map(|r| (r.quantity, r.value)).collect();
+        let mut got: Vec<(Quantity, f64)> = mapped
+            .readings
+            .iter()
+            .map(|r| (r.quantity, r.value))
+            .collect();
         got.sort_by(|a, b| a.0.name().cmp(b.0.name()));
         assert_eq!(got.len(), readings.len(), "{what}: {got:?}");
         for ((q, v), (eq, ev)) in got.iter().zip(readings.iter()) {
             assert_eq!(q, eq, "{what}");
             assert!((v - ev).abs() < 1e-9, "{what}: {q} = {v}, expected {ev}");
         }
-        assert!(mapped.readings.iter().all(|r| r.observed_at == at), "{what}");
+        assert!(
+            mapped.readings.iter().all(|r| r.observed_at == at),
+            "{what}"
+        );
         let mut unmapped_got = mapped.unmapped.clone();
         unmapped_got.sort();
         assert_eq!(unmapped_got, unmapped, "{what}");

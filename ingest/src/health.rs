@@ -16,6 +16,7 @@ pub enum MqttState {
 #[derive(Debug)]
 pub struct IngestHealth {
     connected: AtomicBool,
+    subscribed: AtomicBool,
     ever_connected: AtomicBool,
     db_failing: AtomicBool,
     reconnects: AtomicU64,
@@ -27,6 +28,7 @@ impl Default for IngestHealth {
     fn default() -> Self {
         IngestHealth {
             connected: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
             db_failing: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
@@ -39,11 +41,20 @@ impl Default for IngestHealth {
 impl IngestHealth {
     pub fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::Relaxed);
-        if up {
-            if self.ever_connected.swap(true, Ordering::Relaxed) {
-                self.reconnects.fetch_add(1, Ordering::Relaxed);
-            }
+        if !up {
+            self.subscribed.store(false, Ordering::Relaxed);
+        } else if self.ever_connected.swap(true, Ordering::Relaxed) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The broker confirmed every subscription of the current connection.
+    pub fn set_subscribed(&self) {
+        self.subscribed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 
     pub fn mqtt_state(&self) -> MqttState {
@@ -81,6 +92,7 @@ impl IngestHealth {
         };
         json!({
             "mqtt": state,
+            "subscribed": self.subscribed(),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
             "writer": if self.db_failing() { "retrying" } else { "ok" },
             "committed_batches": self.committed_batches.load(Ordering::Relaxed),

@@ -145,6 +145,7 @@ impl Session {
                         tracing::error!(refused, "broker refused subscriptions (check ACLs)");
                         ctx.health.record_error("broker refused a subscription");
                     } else {
+                        ctx.health.set_subscribed();
                         tracing::info!(filters = ?filters.iter().map(|f| &f.0).collect::<Vec<_>>(), "subscribed");
                     }
                 }

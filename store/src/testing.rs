@@ -32,3 +32,16 @@ pub async fn fresh_store() -> Result<Store> {
     store.migrate().await?;
     Ok(store)
 }
+
+pub use sqlx::FromRow;
+
+/// Fetches one row of an arbitrary query as a tuple (tests read tables directly).
+pub async fn fetch_one<T>(store: &Store, sql: &str) -> T
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    match sqlx::query_as::<_, T>(sql).fetch_one(store.pool()).await {
+        Ok(v) => v,
+        Err(e) => panic!("test query failed: {sql}: {e}"),
+    }
+}

@@ -291,7 +291,7 @@ impl Room {
         // the outdoor air. People warm the room a little (τ ≈ 90 min).
         let (outdoor_c, outdoor_rh) = city::outdoor_climate(now);
         let working = t.is_workday() && (6.0..18.0).contains(&t.hour);
-        let set_point = if working { 21.5 } else { 18.5 };
+        let set_point: f64 = if working { 21.5 } else { 18.5 };
         let temp_target = set_point.max(0.45 * outdoor_c + 12.5)
             + self.temp_bias_c
             + (people / f64::from(seats)) * 1.5;

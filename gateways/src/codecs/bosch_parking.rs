@@ -33,7 +33,11 @@ pub(super) fn decode(f_port: u8, bytes: &[u8]) -> Result<Map<String, Value>, Cod
             }
             insert(&mut out, "debugCodes", debug_codes);
             let fw = r.take(3, 12)?;
-            insert(&mut out, "firmwareVersion", format!("{}.{}.{}", fw[0], fw[1], fw[2]));
+            insert(
+                &mut out,
+                "firmwareVersion",
+                format!("{}.{}.{}", fw[0], fw[1], fw[2]),
+            );
             let cause = match r.u8(15)? {
                 1 => "watchdog",
                 2 => "power on",
@@ -56,9 +60,21 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(Value::Object(decode(1, &[0x00]).unwrap()), json!({"type": "parking status", "occupied": 0}));
-        assert_eq!(Value::Object(decode(2, &[0x01]).unwrap()), json!({"type": "heartbeat", "occupied": 1}));
-        assert_eq!(decode(3, &[0x24, 0x03]), Err(CodecError::Truncated { offset: 0, needed: 2 }));
+        assert_eq!(
+            Value::Object(decode(1, &[0x00]).unwrap()),
+            json!({"type": "parking status", "occupied": 0})
+        );
+        assert_eq!(
+            Value::Object(decode(2, &[0x01]).unwrap()),
+            json!({"type": "heartbeat", "occupied": 1})
+        );
+        assert_eq!(
+            decode(3, &[0x24, 0x03]),
+            Err(CodecError::Truncated {
+                offset: 0,
+                needed: 2
+            })
+        );
         assert_eq!(decode(9, &[0x01]), Err(CodecError::UnsupportedPort(9)));
     }
 }

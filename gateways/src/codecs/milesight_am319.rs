@@ -70,10 +70,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
 
 /// `[major, minor]` as `major.minor`.
 fn version(b: &[u8]) -> String {
-    b.iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+    b.iter().map(u8::to_string).collect::<Vec<_>>().join(".")
 }
 
 /// One stored measurement set; the length was checked by the caller.
@@ -100,13 +97,34 @@ mod tests {
 
     #[test]
     fn device_info_and_errors() {
-        let out = decode(&[0xFF, 0x01, 0x01, 0xFF, 0x0A, 0x01, 0x02, 0x03, 0x67, 0x10, 0xFF]).unwrap();
-        assert_eq!(Value::Object(out), json!({"ipso_version": 1, "firmware_version": "1.2", "temperature": -24.0}));
-        assert_eq!(decode(&[0x07, 0x7D, 0xA8]), Err(CodecError::Truncated { offset: 0, needed: 1 }));
-        assert_eq!(decode(&[0x01]), Err(CodecError::Truncated { offset: 0, needed: 1 }));
+        let out = decode(&[
+            0xFF, 0x01, 0x01, 0xFF, 0x0A, 0x01, 0x02, 0x03, 0x67, 0x10, 0xFF,
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(out),
+            json!({"ipso_version": 1, "firmware_version": "1.2", "temperature": -24.0})
+        );
+        assert_eq!(
+            decode(&[0x07, 0x7D, 0xA8]),
+            Err(CodecError::Truncated {
+                offset: 0,
+                needed: 1
+            })
+        );
+        assert_eq!(
+            decode(&[0x01]),
+            Err(CodecError::Truncated {
+                offset: 0,
+                needed: 1
+            })
+        );
         assert_eq!(
             decode(&[0x01, 0x75, 0x55, 0x42, 0x42]),
-            Err(CodecError::UnknownType { offset: 3, code: 0x4242 })
+            Err(CodecError::UnknownType {
+                offset: 3,
+                code: 0x4242
+            })
         );
     }
 

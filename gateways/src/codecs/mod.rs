@@ -23,7 +23,11 @@ pub enum Codec {
 }
 
 impl Codec {
-    pub const ALL: &'static [Codec] = &[Codec::CayenneLpp, Codec::BoschParking, Codec::MilesightAm319];
+    pub const ALL: &'static [Codec] = &[
+        Codec::CayenneLpp,
+        Codec::BoschParking,
+        Codec::MilesightAm319,
+    ];
 
     /// Name used in configuration.
     pub fn name(self) -> &'static str {
@@ -186,7 +190,10 @@ mod tests {
         for c in Codec::ALL {
             assert_eq!(c.name().parse::<Codec>(), Ok(*c));
         }
-        assert_eq!("lpp".parse::<Codec>().unwrap_err().reason(), "unknown_codec");
+        assert_eq!(
+            "lpp".parse::<Codec>().unwrap_err().reason(),
+            "unknown_codec"
+        );
     }
 
     #[test]
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(r.int_be(2, 0).unwrap(), -200);
         assert_eq!(
             r.uint_le(2, 2),
-            Err(CodecError::Truncated { offset: 2, needed: 1 })
+            Err(CodecError::Truncated {
+                offset: 2,
+                needed: 1
+            })
         );
         let mut r = Reader::new(&[0x38, 0xFF, 0x80, 0x00, 0x00]);
         assert_eq!(r.int_le(2, 0).unwrap(), -200);

@@ -1,0 +1,280 @@
+//! End-to-end tests: the real app (`stadtpuls::app::run`) in-process on port 0, a fresh
+//! TimescaleDB database per test, fixtures published through the real Mosquitto. Each test has
+//! its own topic prefix and client ids, so tests never see each other's messages or sessions.
+#![allow(clippy::unwrap_used)]
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::{json, Value};
+use stadtpuls::app::{self, Parts};
+use stadtpuls_config::Settings;
+use stadtpuls_gateways::DevEui;
+use stadtpuls_store::testing::fetch_one;
+use stadtpuls_store::{DeviceKind, NewDevice, Store, Visibility};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The metrics recorder is process-wide; install it once for this test binary.
+fn metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap()).clone()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+fn mqtt_host() -> (String, u16) {
+    let host = std::env::var("STADTPULS_TEST_MQTT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("STADTPULS_TEST_MQTT_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(1883);
+    (host, port)
+}
+
+struct TestApp {
+    base: String,
+    prefix: String,
+    store: Store,
+    http: reqwest::Client,
+    publisher: AsyncClient,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    async fn start() -> TestApp {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let url = stadtpuls_store::testing::create_database().await.unwrap();
+        let (host, port) = mqtt_host();
+        let mut s = Settings::default();
+        s.database.url = url.clone();
+        s.database.max_connections = 4;
+        s.mqtt.host = host.clone();
+        s.mqtt.port = port;
+        s.mqtt.client_id = format!("stadtpuls-test-{id}");
+        s.mqtt.topic_prefix = format!("stadtpuls-test/{id}/");
+        s.http.listen = "127.0.0.1:0".into();
+        let settings = Arc::new(s);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app::run(settings.clone(), Parts { ingest: true, api: true }, Some(listener), Some(metrics()), shutdown.clone()));
+        let store = Store::connect(&url, 2, Duration::from_secs(10)).await.unwrap();
+
+        let mut o = MqttOptions::new(format!("stadtpuls-test-pub-{id}"), host, port);
+        o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+        let (publisher, mut el) = AsyncClient::new(o, 100);
+        // Publisher event loop: drives the publishes and their PubAcks.
+        tokio::spawn(async move { while el.poll().await.is_ok() {} });
+
+        let app = TestApp { base, prefix: settings.mqtt.topic_prefix.clone(), store, http: reqwest::Client::new(), publisher, shutdown, task };
+        // Ready when the ingest is subscribed (messages before that would not be queued).
+        app.wait_for("ingest subscribed", || async { app.get_json("/health").await.1["ingest"]["subscribed"] == json!(true) }).await;
+        app
+    }
+
+    async fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.publisher.publish(format!("{}{topic}", self.prefix), QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get_text(&self, path: &str) -> String {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Polls `cond` every 50 ms for up to 20 s.
+    async fn wait_for<F, Fut>(&self, what: &str, cond: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..400 {
+            if cond().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    async fn register(&self, eui: &str, kind: DeviceKind, codec: Option<&str>, visibility: Visibility, location: Option<(f64, f64)>) {
+        let d = NewDevice {
+            dev_eui: DevEui::parse_hex(eui).unwrap(),
+            name: Some(format!("test {eui}")),
+            kind,
+            codec: codec.map(String::from),
+            visibility,
+            location,
+            site_id: None,
+            room_id: None,
+        };
+        self.store.import_devices(&[d]).await.unwrap();
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("app stops within 10 s").unwrap().unwrap();
+    }
+}
+
+/// `(quantity, value, unit)` of a readings response, sorted by quantity.
+fn readings_of(body: &Value) -> Vec<(String, f64, String)> {
+    let mut v: Vec<_> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["quantity"].as_str().unwrap().to_string(), r["value"].as_f64().unwrap(), r["unit"].as_str().unwrap().to_string()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[tokio::test]
+async fn chirpstack_raw_payload_is_decoded_by_the_device_codec_and_served() {
+    let app = TestApp::start().await;
+    app.register("1000000000000001", DeviceKind::AirQuality, Some("milesight_am319"), Visibility::Public, Some((51.5136, 7.4653))).await;
+    // The ingest picks up registry changes every 5 s; wait until the codec is known.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    app.publish("application/ca739e26-7b67-4f14-b69e-d568c22a5a75/device/1000000000000001/event/up", fixture("chirpstack-v4-up-milesight-am319-tb.json")).await;
+    let path = "/v1/devices/1000000000000001/readings?from=2023-05-22T00:00:00Z&to=2023-05-23T00:00:00Z";
+    app.wait_for("AM319 readings", || async { app.get_json(path).await.1["items"].as_array().is_some_and(|a| a.len() >= 9) }).await;
+    let (status, body) = app.get_json(path).await;
+    assert_eq!(status, 200);
+    let got = readings_of(&body);
+    let want = [
+        ("battery", 85.0, "%"),
+        ("co2", 936.0, "ppm"),
+        ("hcho", 0.04, "mg/m³"),
+        ("humidity", 62.0, "%RH"),
+        ("pm10", 48.0, "µg/m³"),
+        ("pm2_5", 32.0, "µg/m³"),
+        ("pressure", 1008.6, "hPa"),
+        ("temperature", 23.8, "°C"),
+        ("tvoc", 37.0, "ppb"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((q, v, u), (wq, wv, wu)) in got.iter().zip(want) {
+        assert_eq!((q.as_str(), u.as_str()), (wq, wu));
+        assert!((v - wv).abs() < 1e-9, "{q}: {v} != {wv}");
+    }
+    assert_eq!(body["items"][0]["time"], json!("2023-05-22T07:47:05.404859Z"));
+
+    let (status, latest) = app.get_json("/v1/latest?quantity=co2&bbox=7.4,51.5,7.5,51.6").await;
+    assert_eq!(status, 200);
+    assert_eq!(latest["type"], json!("FeatureCollection"));
+    let f = &latest["features"][0];
+    assert_eq!(f["geometry"]["coordinates"], json!([7.4653, 51.5136]));
+    assert_eq!(f["properties"]["value"], json!(936.0));
+    assert_eq!(f["properties"]["unit"], json!("ppm"));
+    assert_eq!(latest["features"].as_array().unwrap().len(), 1);
+    let (_, outside) = app.get_json("/v1/latest?quantity=co2&bbox=8,52,9,53").await;
+    assert_eq!(outside["features"], json!([]));
+
+    let (_, dev) = app.get_json("/v1/devices/1000000000000001").await;
+    assert_eq!(dev["kind"], json!("air_quality"));
+    assert_eq!(dev["battery_percent"], json!(85.0));
+    assert_eq!(dev["network_server"], json!("chirpstack_v4"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_things_stack_uplink_is_stored_with_radio_metadata() {
+    let app = TestApp::start().await;
+    app.register("1000000000000001", DeviceKind::ParkingBay, Some("bosch_parking"), Visibility::Public, Some((51.5178, 7.4593))).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    app.publish("v3/application-tts-name@ttn/devices/eui-1000000000000001/up", fixture("tts-v3-uplink-ttn-bosch-parking-tb.json")).await;
+    let path = "/v1/devices/1000000000000001/readings?from=2023-05-19T00:00:00Z&to=2023-05-20T00:00:00Z";
+    app.wait_for("parking readings", || async { app.get_json(path).await.1["items"].as_array().is_some_and(|a| a.len() >= 2) }).await;
+    let got = readings_of(&app.get_json(path).await.1);
+    assert_eq!(got, vec![("occupied".to_string(), 1.0, "1".to_string()), ("temperature".to_string(), 18.0, "°C".to_string())]);
+    let (key, ns, fcnt, radio): (String, String, i64, Value) =
+        fetch_one(&app.store, "SELECT dedup_key, network_server, f_cnt, radio FROM uplinks").await;
+    assert_eq!(key, "as:up:01H0S7ZJQ9MQPMVY49FT3SE07M");
+    assert_eq!(ns, "tts_v3");
+    assert_eq!(fcnt, 10335);
+    assert_eq!(radio["gateways"][0]["rssi"], json!(-35.0));
+    assert_eq!(radio["gateways"][0]["snr"], json!(13.2));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_stored_once() {
+    let app = TestApp::start().await;
+    let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
+    let up = fixture("chirpstack-v4-up.json");
+    app.publish(topic, up.clone()).await;
+    app.publish(topic, up.clone()).await;
+    // A second, different uplink from the same device marks the end of the sequence.
+    let mut marker: Value = serde_json::from_slice(&up).unwrap();
+    marker["deduplicationId"] = json!("00000000-0000-4000-8000-000000000001");
+    marker["time"] = json!("2022-07-18T09:35:15+00:00");
+    app.publish(topic, serde_json::to_vec(&marker).unwrap()).await;
+    app.wait_for("marker stored", || async { app.store.counts().await.unwrap().uplinks >= 2 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = app.store.counts().await.unwrap();
+    assert_eq!(c.uplinks, 2, "duplicate stored twice");
+    // The unknown device was auto-registered, privately, without a location …
+    let d = app.store.device(DevEui::parse_hex("0101010101010101").unwrap()).await.unwrap().unwrap();
+    assert!(d.auto_registered);
+    assert_eq!(d.visibility, Visibility::Private);
+    assert_eq!(d.lat, None);
+    // … so the public API does not show it.
+    assert_eq!(app.get_json("/v1/devices/0101010101010101").await.0, 404);
+    assert_eq!(app.get_json("/v1/devices").await.1["total_count"], json!(0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_counted_and_the_next_good_one_still_stored() {
+    let app = TestApp::start().await;
+    let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
+    app.publish(topic, b"{\"deduplicationId\": \"x\", \"time\": ".to_vec()).await;
+    app.publish(topic, fixture("chirpstack-v4-up.json")).await;
+    app.wait_for("good uplink stored", || async { app.store.counts().await.unwrap().uplinks == 1 }).await;
+    app.wait_for("dead letter stored", || async { app.store.counts().await.unwrap().dead_letters == 1 }).await;
+    let (reason, dl_topic): (String, String) = fetch_one(&app.store, "SELECT reason, topic FROM dead_letters").await;
+    assert_eq!(reason, "invalid_json");
+    assert_eq!(dl_topic, topic, "dead letters keep the topic without the subscription prefix");
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("stadtpuls_ingest_dead_letters_total{reason=\"invalid_json\"}")),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_get_400_naming_the_parameter() {
+    let app = TestApp::start().await;
+    let cases = [
+        ("/v1/devices?bbox=1,2,3", "bbox"),
+        ("/v1/devices?bbox=0,0,200,1", "bbox"),
+        ("/v1/devices/not-an-eui", "dev_eui"),
+        ("/v1/devices/0102030405060708/readings?from=yesterday", "from"),
+        ("/v1/devices/0102030405060708/readings?limit=0", "limit"),
+        ("/v1/devices/0102030405060708/readings?quantity=warmth", "quantity"),
+        ("/v1/latest?quantity=co2&colour=red", "colour"),
+    ];
+    for (path, param) in cases {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["parameter"], json!(param), "{path}: {body}");
+    }
+    assert_eq!(app.get_json("/v1/devices/0102030405060708").await.0, 404);
+    assert_eq!(app.get_json("/v1/nothing-here").await.0, 404);
+    let (status, q) = app.get_json("/v1/quantities").await;
+    assert_eq!(status, 200);
+    let co2 = q["items"].as_array().unwrap().iter().find(|i| i["name"] == json!("co2")).unwrap();
+    assert_eq!(co2["unit"], json!("ppm"));
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!((status, &health["status"], &health["database"]), (200, &json!("ok"), &json!("ok")));
+    app.stop().await;
+}
