@@ -20,7 +20,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad(param: &str, message: impl Into<String>) -> Self {
-        ApiError::BadParam { param: param.to_string(), message: message.into() }
+        ApiError::BadParam {
+            param: param.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -28,23 +31,49 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, title, detail, param) = match &self {
             ApiError::BadParam { param, message } => {
-                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => param.clone()).increment(1);
-                (StatusCode::BAD_REQUEST, "Bad Request", format!("{param}: {message}"), Some(param.clone()))
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => param.clone())
+                    .increment(1);
+                (
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request",
+                    format!("{param}: {message}"),
+                    Some(param.clone()),
+                )
             }
-            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "Not Found", format!("{what} not found"), None),
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                format!("{what} not found"),
+                None,
+            ),
             ApiError::Store(e) if e.is_transient() => {
                 tracing::error!(error = %e, "database unavailable while answering a request");
-                (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "the database is unavailable; retry later".to_string(), None)
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "the database is unavailable; retry later".to_string(),
+                    None,
+                )
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "request failed in the store");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "internal error".to_string(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "internal error".to_string(),
+                    None,
+                )
             }
         };
         let mut body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
         if let Some(p) = param {
             body["parameter"] = json!(p);
         }
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }

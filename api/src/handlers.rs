@@ -42,10 +42,9 @@ fn device_json(d: &Device) -> Value {
 pub async fn health(State(st): State<AppState>) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let ingest = st.ingest.as_ref().map(|h| h.to_json());
-    let ingest_ok = st
-        .ingest
-        .as_ref()
-        .is_none_or(|h| h.mqtt_state() == stadtpuls_ingest::MqttState::Connected && !h.db_failing());
+    let ingest_ok = st.ingest.as_ref().is_none_or(|h| {
+        h.mqtt_state() == stadtpuls_ingest::MqttState::Connected && !h.db_failing()
+    });
     let status = match (db_ok, ingest_ok) {
         (true, true) => "ok",
         (true, false) => "degraded",
@@ -56,14 +55,22 @@ pub async fn health(State(st): State<AppState>) -> Response {
         "database": if db_ok { "ok" } else { "unreachable" },
         "ingest": ingest.unwrap_or(json!("not running in this process")),
     });
-    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {
-        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
     }
 }
@@ -87,7 +94,13 @@ pub async fn devices(State(st): State<AppState>, Query(q): Q) -> Result<Json<Val
     let mut p = Params::new(q);
     let bbox = p.bbox()?;
     p.finish()?;
-    let devices = st.store.devices(DeviceFilter { bbox, public_only: true }).await?;
+    let devices = st
+        .store
+        .devices(DeviceFilter {
+            bbox,
+            public_only: true,
+        })
+        .await?;
     let items: Vec<Value> = devices.iter().map(device_json).collect();
     Ok(Json(json!({ "items": items, "total_count": items.len() })))
 }
@@ -102,7 +115,11 @@ async fn public_device(st: &AppState, raw: &str) -> Result<Device, ApiError> {
 }
 
 /// `GET /v1/devices/{dev_eui}`: the device with its latest value per quantity.
-pub async fn device(State(st): State<AppState>, Path(raw): Path<String>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+pub async fn device(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
     let d = public_device(&st, &raw).await?;
     let latest = st.store.latest_of_device(d.dev_eui).await?;
@@ -121,7 +138,9 @@ pub async fn readings(
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
-    let to = p.time("to")?.unwrap_or_else(|| st.clock.now() + Duration::seconds(1));
+    let to = p
+        .time("to")?
+        .unwrap_or_else(|| st.clock.now() + Duration::seconds(1));
     let from = p.time("from")?.unwrap_or(to - Duration::days(1));
     if from >= to {
         return Err(ApiError::bad("from", "must be before 'to'"));
@@ -130,11 +149,22 @@ pub async fn readings(
     let cursor = p.cursor()?;
     p.finish()?;
     let d = public_device(&st, &raw).await?;
-    let mut rows = st.store.readings(d.dev_eui, quantity, from, to, cursor, limit + 1).await?;
+    let mut rows = st
+        .store
+        .readings(d.dev_eui, quantity, from, to, cursor, limit + 1)
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(next_link(&st, &headers, &uri, &ReadingCursor { time: last.time, quantity: last.quantity })),
+        (true, Some(last)) => Some(next_link(
+            &st,
+            &headers,
+            &uri,
+            &ReadingCursor {
+                time: last.time,
+                quantity: last.quantity,
+            },
+        )),
         _ => None,
     };
     Ok(Json(json!({
@@ -149,17 +179,32 @@ pub async fn readings(
 /// The same request with `cursor` replaced, as an absolute URL.
 fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCursor) -> String {
     let base = if st.settings.http.public_base_url.is_empty() {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
         format!("http://{host}")
     } else {
-        st.settings.http.public_base_url.trim_end_matches('/').to_string()
+        st.settings
+            .http
+            .public_base_url
+            .trim_end_matches('/')
+            .to_string()
     };
     let mut pairs: Vec<(String, String)> = uri
         .query()
-        .map(|q| serde_urlencoded_pairs(q).into_iter().filter(|(k, _)| k != "cursor").collect())
+        .map(|q| {
+            serde_urlencoded_pairs(q)
+                .into_iter()
+                .filter(|(k, _)| k != "cursor")
+                .collect()
+        })
         .unwrap_or_default();
     pairs.push(("cursor".into(), params::encode_cursor(cursor)));
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", pct(k), pct(v))).collect();
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect();
     format!("{base}{}?{}", uri.path(), query.join("&"))
 }
 
@@ -223,5 +268,9 @@ pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response,
         })
         .collect();
     let body = json!({ "type": "FeatureCollection", "features": features });
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/geo+json")],
+        body.to_string(),
+    )
+        .into_response())
 }

@@ -29,7 +29,14 @@ impl Params {
 
     pub fn quantity(&mut self) -> Result<Option<Quantity>, ApiError> {
         self.take("quantity")
-            .map(|v| v.parse::<Quantity>().map_err(|_| ApiError::bad("quantity", format!("unknown quantity '{}' (see /v1/quantities)", clip(&v)))))
+            .map(|v| {
+                v.parse::<Quantity>().map_err(|_| {
+                    ApiError::bad(
+                        "quantity",
+                        format!("unknown quantity '{}' (see /v1/quantities)", clip(&v)),
+                    )
+                })
+            })
             .transpose()
     }
 
@@ -38,7 +45,15 @@ impl Params {
             .map(|v| {
                 DateTime::parse_from_rfc3339(&v)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::bad(name, format!("'{}' is not an RFC 3339 time like 2024-05-01T12:00:00Z", clip(&v))))
+                    .map_err(|_| {
+                        ApiError::bad(
+                            name,
+                            format!(
+                                "'{}' is not an RFC 3339 time like 2024-05-01T12:00:00Z",
+                                clip(&v)
+                            ),
+                        )
+                    })
             })
             .transpose()
     }
@@ -48,40 +63,66 @@ impl Params {
             None => Ok(default.min(max)),
             Some(v) => match v.parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad("limit", format!("must be an integer between 1 and {max}"))),
+                _ => Err(ApiError::bad(
+                    "limit",
+                    format!("must be an integer between 1 and {max}"),
+                )),
             },
         }
     }
 
     /// `bbox=minLon,minLat,maxLon,maxLat` in WGS84.
     pub fn bbox(&mut self) -> Result<Option<BBox>, ApiError> {
-        let Some(v) = self.take("bbox") else { return Ok(None) };
+        let Some(v) = self.take("bbox") else {
+            return Ok(None);
+        };
         let parts: Vec<f64> = v
             .split(',')
             .map(|p| p.trim().parse::<f64>())
             .collect::<Result<_, _>>()
-            .map_err(|_| ApiError::bad("bbox", "expected four numbers minLon,minLat,maxLon,maxLat"))?;
+            .map_err(|_| {
+                ApiError::bad("bbox", "expected four numbers minLon,minLat,maxLon,maxLat")
+            })?;
         let [min_lon, min_lat, max_lon, max_lat] = parts[..] else {
-            return Err(ApiError::bad("bbox", "expected four numbers minLon,minLat,maxLon,maxLat"));
+            return Err(ApiError::bad(
+                "bbox",
+                "expected four numbers minLon,minLat,maxLon,maxLat",
+            ));
         };
         if parts.iter().any(|p| !p.is_finite()) {
             return Err(ApiError::bad("bbox", "coordinates must be finite numbers"));
         }
         if !(-180.0..=180.0).contains(&min_lon) || !(-180.0..=180.0).contains(&max_lon) {
-            return Err(ApiError::bad("bbox", "longitudes must lie within -180..180 (WGS84)"));
+            return Err(ApiError::bad(
+                "bbox",
+                "longitudes must lie within -180..180 (WGS84)",
+            ));
         }
         if !(-90.0..=90.0).contains(&min_lat) || !(-90.0..=90.0).contains(&max_lat) {
-            return Err(ApiError::bad("bbox", "latitudes must lie within -90..90 (WGS84)"));
+            return Err(ApiError::bad(
+                "bbox",
+                "latitudes must lie within -90..90 (WGS84)",
+            ));
         }
         if min_lon > max_lon || min_lat > max_lat {
-            return Err(ApiError::bad("bbox", "minimum must not exceed maximum (minLon,minLat,maxLon,maxLat)"));
+            return Err(ApiError::bad(
+                "bbox",
+                "minimum must not exceed maximum (minLon,minLat,maxLon,maxLat)",
+            ));
         }
-        Ok(Some(BBox { min_lon, min_lat, max_lon, max_lat }))
+        Ok(Some(BBox {
+            min_lon,
+            min_lat,
+            max_lon,
+            max_lat,
+        }))
     }
 
     /// Opaque keyset cursor `<unix micros>.<quantity id>` as produced in `next` links.
     pub fn cursor(&mut self) -> Result<Option<stadtpuls_store::ReadingCursor>, ApiError> {
-        let Some(v) = self.take("cursor") else { return Ok(None) };
+        let Some(v) = self.take("cursor") else {
+            return Ok(None);
+        };
         let bad = || ApiError::bad("cursor", "not a cursor from a 'next' link");
         let (t, q) = v.split_once('.').ok_or_else(bad)?;
         let micros: i64 = t.parse().map_err(|_| bad())?;
@@ -102,7 +143,8 @@ pub fn encode_cursor(c: &stadtpuls_store::ReadingCursor) -> String {
 }
 
 pub fn dev_eui(raw: &str) -> Result<DevEui, ApiError> {
-    DevEui::parse_hex(raw).map_err(|_| ApiError::bad("dev_eui", format!("'{}' is not 16 hex digits", clip(raw))))
+    DevEui::parse_hex(raw)
+        .map_err(|_| ApiError::bad("dev_eui", format!("'{}' is not 16 hex digits", clip(raw))))
 }
 
 /// At most 64 characters of user input go back into error messages.
@@ -116,7 +158,12 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Params {
-        Params::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     fn err_param(e: ApiError) -> String {
@@ -129,29 +176,71 @@ mod tests {
     #[test]
     fn bbox_accepts_valid_and_names_the_param_otherwise() {
         let b = p(&[("bbox", "7.4,51.5,7.5,51.6")]).bbox().unwrap().unwrap();
-        assert_eq!((b.min_lon, b.min_lat, b.max_lon, b.max_lat), (7.4, 51.5, 7.5, 51.6));
-        for bad in ["7.4,51.5,7.5", "a,b,c,d", "7.5,51.5,7.4,51.6", "190,0,191,1", "0,-91,1,0", "NaN,0,1,1", "inf,0,1,1"] {
-            assert_eq!(err_param(p(&[("bbox", bad)]).bbox().unwrap_err()), "bbox", "{bad}");
+        assert_eq!(
+            (b.min_lon, b.min_lat, b.max_lon, b.max_lat),
+            (7.4, 51.5, 7.5, 51.6)
+        );
+        for bad in [
+            "7.4,51.5,7.5",
+            "a,b,c,d",
+            "7.5,51.5,7.4,51.6",
+            "190,0,191,1",
+            "0,-91,1,0",
+            "NaN,0,1,1",
+            "inf,0,1,1",
+        ] {
+            assert_eq!(
+                err_param(p(&[("bbox", bad)]).bbox().unwrap_err()),
+                "bbox",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn times_limits_quantities_cursors() {
-        let t = p(&[("from", "2024-05-01T12:00:00+02:00")]).time("from").unwrap().unwrap();
+        let t = p(&[("from", "2024-05-01T12:00:00+02:00")])
+            .time("from")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.to_rfc3339(), "2024-05-01T10:00:00+00:00");
-        assert_eq!(err_param(p(&[("from", "yesterday")]).time("from").unwrap_err()), "from");
+        assert_eq!(
+            err_param(p(&[("from", "yesterday")]).time("from").unwrap_err()),
+            "from"
+        );
         assert_eq!(p(&[]).limit(100, 1000).unwrap(), 100);
         assert_eq!(p(&[("limit", "5")]).limit(100, 1000).unwrap(), 5);
         for bad in ["0", "-1", "1001", "x"] {
-            assert_eq!(err_param(p(&[("limit", bad)]).limit(100, 1000).unwrap_err()), "limit");
+            assert_eq!(
+                err_param(p(&[("limit", bad)]).limit(100, 1000).unwrap_err()),
+                "limit"
+            );
         }
-        assert_eq!(p(&[("quantity", "co2")]).quantity().unwrap(), Some(Quantity::Co2));
-        assert_eq!(err_param(p(&[("quantity", "warmth")]).quantity().unwrap_err()), "quantity");
-        let c = stadtpuls_store::ReadingCursor { time: t, quantity: Quantity::Humidity };
-        assert_eq!(p(&[("cursor", &encode_cursor(&c))]).cursor().unwrap(), Some(c));
-        assert_eq!(err_param(p(&[("cursor", "1.99")]).cursor().unwrap_err()), "cursor");
+        assert_eq!(
+            p(&[("quantity", "co2")]).quantity().unwrap(),
+            Some(Quantity::Co2)
+        );
+        assert_eq!(
+            err_param(p(&[("quantity", "warmth")]).quantity().unwrap_err()),
+            "quantity"
+        );
+        let c = stadtpuls_store::ReadingCursor {
+            time: t,
+            quantity: Quantity::Humidity,
+        };
+        assert_eq!(
+            p(&[("cursor", &encode_cursor(&c))]).cursor().unwrap(),
+            Some(c)
+        );
+        assert_eq!(
+            err_param(p(&[("cursor", "1.99")]).cursor().unwrap_err()),
+            "cursor"
+        );
         assert_eq!(err_param(p(&[("foo", "1")]).finish().unwrap_err()), "foo");
         assert_eq!(err_param(dev_eui("0102").unwrap_err()), "dev_eui");
-        assert_eq!(dev_eui("A81758FFFE0312A9").unwrap().to_string(), "a81758fffe0312a9");
+        assert_eq!(
+            dev_eui("A81758FFFE0312A9").unwrap().to_string(),
+            "a81758fffe0312a9"
+        );
     }
 }

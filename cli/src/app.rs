@@ -21,11 +21,23 @@ pub struct Parts {
 /// Connects to the database (and migrates when configured), with a clear message on failure.
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let db = &settings.database;
-    let store = Store::connect(&db.url, db.max_connections, Duration::from_secs(db.connect_timeout_secs))
-        .await
-        .with_context(|| format!("cannot connect to database {}", stadtpuls_config::redact_url(&db.url)))?;
+    let store = Store::connect(
+        &db.url,
+        db.max_connections,
+        Duration::from_secs(db.connect_timeout_secs),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot connect to database {}",
+            stadtpuls_config::redact_url(&db.url)
+        )
+    })?;
     if db.migrate_on_start {
-        store.migrate().await.context("applying database migrations")?;
+        store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
     }
     Ok(store)
 }
@@ -42,7 +54,10 @@ pub async fn run(
     let store = connect_store(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ingest_ctx = if parts.ingest {
-        Some(IngestContext::new(settings.clone(), store.clone(), clock.clone()).context("ingest setup")?)
+        Some(
+            IngestContext::new(settings.clone(), store.clone(), clock.clone())
+                .context("ingest setup")?,
+        )
     } else {
         None
     };
@@ -56,10 +71,20 @@ pub async fn run(
     }
     if parts.api {
         let listener = listener.context("the API needs a listener")?;
-        let state = AppState { store, settings: settings.clone(), clock, ingest: health, metrics };
+        let state = AppState {
+            store,
+            settings: settings.clone(),
+            clock,
+            ingest: health,
+            metrics,
+        };
         let sd = shutdown.clone();
         // HTTP API: graceful shutdown lets in-flight requests finish.
-        tasks.spawn(async move { stadtpuls_api::serve(listener, state, sd).await.context("HTTP server") });
+        tasks.spawn(async move {
+            stadtpuls_api::serve(listener, state, sd)
+                .await
+                .context("HTTP server")
+        });
     }
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
@@ -78,5 +103,7 @@ pub async fn run(
 /// Binds the configured HTTP address with a clear error.
 pub async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
     let addr = settings.listen_addr()?;
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (http.listen)"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (http.listen)"))
 }

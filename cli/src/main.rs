@@ -13,7 +13,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "stadtpuls", version, about = "Smart-city LoRaWAN data platform: MQTT ingest → TimescaleDB → REST API")]
+#[command(
+    name = "stadtpuls",
+    version,
+    about = "Smart-city LoRaWAN data platform: MQTT ingest → TimescaleDB → REST API"
+)]
 struct Cli {
     /// TOML configuration file (defaults < file < STADTPULS__SECTION__KEY environment).
     #[arg(long, short, global = true, env = "STADTPULS_CONFIG")]
@@ -87,7 +91,10 @@ enum ConfigCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Command::Config { command: ConfigCommand::Template } = cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Template,
+    } = cli.command
+    {
         print!("{}", stadtpuls_config::template());
         return std::process::ExitCode::SUCCESS;
     }
@@ -118,8 +125,11 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log.format == "json" {
         builder.json().init();
     } else {
@@ -143,7 +153,9 @@ fn shutdown_on_signal() -> CancellationToken {
     let t = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: committing in-flight batches (send the signal again to force)");
+        tracing::info!(
+            "shutting down: committing in-flight batches (send the signal again to force)"
+        );
         t.cancel();
         tokio::select! {
             _ = wait_for_signal() => {}
@@ -181,11 +193,24 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
     match command {
         Command::Run | Command::Ingest | Command::Api => {
             let parts = match command {
-                Command::Run => Parts { ingest: true, api: true },
-                Command::Ingest => Parts { ingest: true, api: false },
-                _ => Parts { ingest: false, api: true },
+                Command::Run => Parts {
+                    ingest: true,
+                    api: true,
+                },
+                Command::Ingest => Parts {
+                    ingest: true,
+                    api: false,
+                },
+                _ => Parts {
+                    ingest: false,
+                    api: true,
+                },
             };
-            let listener = if parts.api { Some(app::bind(&settings).await?) } else { None };
+            let listener = if parts.api {
+                Some(app::bind(&settings).await?)
+            } else {
+                None
+            };
             let metrics = install_metrics();
             let shutdown = shutdown_on_signal();
             app::run(settings, parts, listener, metrics, shutdown).await
@@ -197,7 +222,12 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
             println!("migrations applied");
             Ok(())
         }
-        Command::Simulate { rate, bays, max_messages, registry_only } => {
+        Command::Simulate {
+            rate,
+            bays,
+            max_messages,
+            registry_only,
+        } => {
             let mut opts = stadtpuls::simulate::SimOptions {
                 rate: settings.simulator.rate,
                 parking_bays: settings.simulator.parking_bays,
@@ -217,11 +247,18 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
             let fleet = stadtpuls::simulate::fleet(&opts);
             let path = PathBuf::from(&settings.simulator.registry_file);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let geojson = serde_json::to_string_pretty(&stadtpuls::simulate::registry_geojson(&fleet))?;
-            std::fs::write(&path, geojson).with_context(|| format!("writing {}", path.display()))?;
-            println!("registry of {} simulated devices written to {}", fleet.len(), path.display());
+            let geojson =
+                serde_json::to_string_pretty(&stadtpuls::simulate::registry_geojson(&fleet))?;
+            std::fs::write(&path, geojson)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "registry of {} simulated devices written to {}",
+                fleet.len(),
+                path.display()
+            );
             if registry_only {
                 return Ok(());
             }
@@ -230,14 +267,29 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
             println!("published {n} uplinks");
             Ok(())
         }
-        Command::Devices { command: DevicesCommand::Import { file } } => {
+        Command::Devices {
+            command: DevicesCommand::Import { file },
+        } => {
             let devices = stadtpuls::registry::read_file(&file)?;
             let store = app::connect_store(&settings).await?;
-            let o = store.import_devices(&devices).await.context("importing devices")?;
-            println!("{} devices imported from {}: {} new, {} updated", devices.len(), file.display(), o.inserted, o.updated);
+            let o = store
+                .import_devices(&devices)
+                .await
+                .context("importing devices")?;
+            println!(
+                "{} devices imported from {}: {} new, {} updated",
+                devices.len(),
+                file.display(),
+                o.inserted,
+                o.updated
+            );
             Ok(())
         }
-        Command::Reprocess { from, to, skip_dead_letters } => {
+        Command::Reprocess {
+            from,
+            to,
+            skip_dead_letters,
+        } => {
             anyhow::ensure!(from < to, "--from must be before --to");
             let store = app::connect_store(&settings).await?;
             let mut report = stadtpuls::reprocess::readings(&store, &settings, from, to, |r| {
@@ -246,7 +298,8 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
             .await?;
             eprintln!();
             if !skip_dead_letters {
-                stadtpuls::reprocess::dead_letters(&store, &settings, from, to, &mut report).await?;
+                stadtpuls::reprocess::dead_letters(&store, &settings, from, to, &mut report)
+                    .await?;
             }
             println!(
                 "reprocessed {} uplinks into {} readings ({} unmapped keys); dead letters: {} seen, {} recovered",
@@ -254,10 +307,14 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
             );
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Show } => {
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Template } => Ok(()),
+        Command::Config {
+            command: ConfigCommand::Template,
+        } => Ok(()),
     }
 }

@@ -14,7 +14,8 @@ use std::path::Path;
 
 /// Reads and validates a registry file; errors name the record and field.
 pub fn read_file(path: &Path) -> anyhow::Result<Vec<NewDevice>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let devices = parse(&text).with_context(|| format!("in {}", path.display()))?;
     let mut seen = HashSet::new();
     for d in &devices {
@@ -46,7 +47,8 @@ struct Fields<'a> {
 }
 
 fn build(f: Fields<'_>) -> anyhow::Result<NewDevice> {
-    let dev_eui = DevEui::parse_hex(f.dev_eui.trim()).map_err(|_| anyhow!("dev_eui '{}' is not 16 hex digits", f.dev_eui))?;
+    let dev_eui = DevEui::parse_hex(f.dev_eui.trim())
+        .map_err(|_| anyhow!("dev_eui '{}' is not 16 hex digits", f.dev_eui))?;
     let kind = match f.kind.map(str::trim).filter(|s| !s.is_empty()) {
         Some(k) => k.parse::<DeviceKind>()?,
         None => DeviceKind::Other,
@@ -63,7 +65,11 @@ fn build(f: Fields<'_>) -> anyhow::Result<NewDevice> {
         None => Visibility::Private,
     };
     if let Some((lat, lon)) = f.location {
-        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || !lat.is_finite() || !lon.is_finite() {
+        if !(-90.0..=90.0).contains(&lat)
+            || !(-180.0..=180.0).contains(&lon)
+            || !lat.is_finite()
+            || !lon.is_finite()
+        {
             bail!("position lat={lat} lon={lon} is outside WGS84");
         }
     }
@@ -85,12 +91,18 @@ fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         bail!("expected a GeoJSON FeatureCollection");
     }
-    let features = v.get("features").and_then(Value::as_array).ok_or_else(|| anyhow!("FeatureCollection without 'features'"))?;
+    let features = v
+        .get("features")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("FeatureCollection without 'features'"))?;
     features
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let props = f.get("properties").and_then(Value::as_object).ok_or_else(|| anyhow!("feature {i}: no properties"))?;
+            let props = f
+                .get("properties")
+                .and_then(Value::as_object)
+                .ok_or_else(|| anyhow!("feature {i}: no properties"))?;
             let s = |k: &str| props.get(k).and_then(Value::as_str);
             let location = match f.get("geometry") {
                 None | Some(Value::Null) => None,
@@ -98,14 +110,21 @@ fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
                     if g.get("type").and_then(Value::as_str) != Some("Point") {
                         bail!("feature {i}: geometry must be a Point");
                     }
-                    let c = g.get("coordinates").and_then(Value::as_array).ok_or_else(|| anyhow!("feature {i}: Point without coordinates"))?;
-                    match (c.first().and_then(Value::as_f64), c.get(1).and_then(Value::as_f64)) {
+                    let c = g
+                        .get("coordinates")
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| anyhow!("feature {i}: Point without coordinates"))?;
+                    match (
+                        c.first().and_then(Value::as_f64),
+                        c.get(1).and_then(Value::as_f64),
+                    ) {
                         (Some(lon), Some(lat)) => Some((lat, lon)),
                         _ => bail!("feature {i}: coordinates must be [lon, lat]"),
                     }
                 }
             };
-            let dev_eui = s("dev_eui").ok_or_else(|| anyhow!("feature {i}: property dev_eui missing"))?;
+            let dev_eui =
+                s("dev_eui").ok_or_else(|| anyhow!("feature {i}: property dev_eui missing"))?;
             build(Fields {
                 dev_eui,
                 name: s("name"),
@@ -122,7 +141,9 @@ fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
 }
 
 fn parse_csv(text: &str) -> anyhow::Result<Vec<NewDevice>> {
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let headers = rdr.headers().context("reading the CSV header")?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let eui_col = col("dev_eui").ok_or_else(|| anyhow!("CSV header has no dev_eui column"))?;
@@ -133,7 +154,12 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<NewDevice>> {
         let rec = rec.with_context(|| format!("line {line}"))?;
         let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).filter(|s| !s.is_empty());
         let num = |c: Option<usize>, what: &str| -> anyhow::Result<Option<f64>> {
-            get(c).map(|s| s.parse::<f64>().map_err(|_| anyhow!("line {line}: {what} '{s}' is not a number"))).transpose()
+            get(c)
+                .map(|s| {
+                    s.parse::<f64>()
+                        .map_err(|_| anyhow!("line {line}: {what} '{s}' is not a number"))
+                })
+                .transpose()
         };
         let location = match (num(lat_col, "lat")?, num(lon_col, "lon")?) {
             (Some(lat), Some(lon)) => Some((lat, lon)),
@@ -191,9 +217,15 @@ mod tests {
             ("dev_eui,kind\n0102030405060708,carpark\n", "carpark"),
             ("dev_eui,codec\n0102030405060708,zip\n", "codec"),
             ("dev_eui,lat,lon\n0102030405060708,95,7\n", "outside WGS84"),
-            ("dev_eui,lat,lon\n0102030405060708,51,\n", "both lat and lon"),
+            (
+                "dev_eui,lat,lon\n0102030405060708,51,\n",
+                "both lat and lon",
+            ),
             ("dev_eui,visibility\n0102030405060708,secret\n", "secret"),
-            (r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":[]},"properties":{"dev_eui":"0102030405060708"}}]}"#, "Point"),
+            (
+                r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":[]},"properties":{"dev_eui":"0102030405060708"}}]}"#,
+                "Point",
+            ),
             ("name\nx\n", "dev_eui"),
         ];
         for (text, needle) in cases {

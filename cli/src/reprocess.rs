@@ -25,12 +25,21 @@ pub struct Report {
 const PAGE: u32 = 1000;
 
 /// Recomputes the readings of every raw uplink observed in `[from, to)`.
-pub async fn readings(store: &Store, settings: &Settings, from: DateTime<Utc>, to: DateTime<Utc>, mut progress: impl FnMut(&Report)) -> anyhow::Result<Report> {
+pub async fn readings(
+    store: &Store,
+    settings: &Settings,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    mut progress: impl FnMut(&Report),
+) -> anyhow::Result<Report> {
     let keys = stadtpuls_ingest::key_table(settings)?;
     let mut report = Report::default();
     let mut after: Option<(DateTime<Utc>, String)> = None;
     loop {
-        let page = store.raw_uplinks(from, to, after.clone(), PAGE).await.context("reading raw uplinks")?;
+        let page = store
+            .raw_uplinks(from, to, after.clone(), PAGE)
+            .await
+            .context("reading raw uplinks")?;
         let Some(last) = page.last() else { break };
         after = Some((last.observed_at, last.dedup_key.clone()));
         let mut rows: Vec<(RawUplink, Vec<String>)> = Vec::with_capacity(page.len());
@@ -49,7 +58,10 @@ pub async fn readings(store: &Store, settings: &Settings, from: DateTime<Utc>, t
             rows.push((u, mapped.unmapped));
         }
         report.uplinks += rows.len() as u64;
-        report.readings += store.replace_readings(&rows, &readings).await.context("writing readings")? as u64;
+        report.readings += store
+            .replace_readings(&rows, &readings)
+            .await
+            .context("writing readings")? as u64;
         progress(&report);
     }
     Ok(report)
@@ -57,11 +69,22 @@ pub async fn readings(store: &Store, settings: &Settings, from: DateTime<Utc>, t
 
 /// Runs dead letters received in `[from, to)` through the pipeline again; those that now
 /// decode are stored and marked replayed, the rest stay.
-pub async fn dead_letters(store: &Store, settings: &Settings, from: DateTime<Utc>, to: DateTime<Utc>, report: &mut Report) -> anyhow::Result<()> {
+pub async fn dead_letters(
+    store: &Store,
+    settings: &Settings,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let keys = stadtpuls_ingest::key_table(settings)?;
     let directory = Directory::default();
     directory.refresh(store).await?;
-    let filters: Vec<_> = settings.mqtt.subscriptions.iter().map(|s| (s.filter.clone(), s.dialect)).collect();
+    let filters: Vec<_> = settings
+        .mqtt
+        .subscriptions
+        .iter()
+        .map(|s| (s.filter.clone(), s.dialect))
+        .collect();
     let mut cursor = from;
     loop {
         let page = store.dead_letters(cursor, to, PAGE).await?;

@@ -305,13 +305,26 @@ pub fn fleet(opts: &SimOptions) -> Vec<SimDevice> {
         let pos = city::offset(park.lat, park.lon, east, north);
         let name = format!("{} Stellplatz {:03}", park.name, j + 1);
         let behaviour = Behaviour::Bay(Bay::new(park, &mut rng));
-        out.push(SimDevice::new(&PARKING_BAY, i + 1, name, pos, behaviour, &mut rng).with_site(park.site_id));
+        out.push(
+            SimDevice::new(&PARKING_BAY, i + 1, name, pos, behaviour, &mut rng)
+                .with_site(park.site_id),
+        );
     }
     for (k, park) in city::CAR_PARKS.iter().enumerate() {
         let pos = city::offset(park.lat, park.lon, -25.0, 12.0);
         let name = format!("{} Einfahrt (Zähler)", park.name);
         let behaviour = Behaviour::Counter(Counter::new(park));
-        out.push(SimDevice::new(&PARKING_COUNTER, k as u32 + 1, name, pos, behaviour, &mut rng).with_site(park.site_id));
+        out.push(
+            SimDevice::new(
+                &PARKING_COUNTER,
+                k as u32 + 1,
+                name,
+                pos,
+                behaviour,
+                &mut rng,
+            )
+            .with_site(park.site_id),
+        );
     }
     // Rooms alternate between the buildings; six per floor, one meeting room per floor and the
     // council chamber in the town hall.
@@ -324,7 +337,12 @@ pub fn fleet(opts: &SimOptions) -> Vec<SimDevice> {
             5 if building.id == "rathaus" => RoomUse::CouncilChamber,
             _ => RoomUse::Office,
         };
-        let pos = city::offset(building.lat, building.lon, f64::from(r % 6) * 6.0 - 15.0, f64::from(r / 6 % 2) * 8.0 - 4.0);
+        let pos = city::offset(
+            building.lat,
+            building.lon,
+            f64::from(r % 6) * 6.0 - 15.0,
+            f64::from(r / 6 % 2) * 8.0 - 4.0,
+        );
         let name = format!("{} Raum {number} ({})", building.name, usage.label());
         let behaviour = Behaviour::Room(Room::new(usage, &mut rng));
         out.push(
@@ -342,7 +360,14 @@ pub fn fleet(opts: &SimOptions) -> Vec<SimDevice> {
             n => format!("Klimastation {place} {}", n + 1),
         };
         let behaviour = Behaviour::Outdoor(Outdoor::new(&mut rng));
-        out.push(SimDevice::new(&OUTDOOR_CLIMATE, k + 1, name, pos, behaviour, &mut rng));
+        out.push(SimDevice::new(
+            &OUTDOOR_CLIMATE,
+            k + 1,
+            name,
+            pos,
+            behaviour,
+            &mut rng,
+        ));
     }
     for k in 0..stations {
         let (street, lat, lon) = city::ROADSIDE[k as usize % city::ROADSIDE.len()];
@@ -353,7 +378,14 @@ pub fn fleet(opts: &SimOptions) -> Vec<SimDevice> {
             n => format!("Luftmessung {street} {}", n + 1),
         };
         let behaviour = Behaviour::AirQuality(AirQuality::new(&mut rng));
-        out.push(SimDevice::new(&AIR_QUALITY, k + 1, name, pos, behaviour, &mut rng));
+        out.push(SimDevice::new(
+            &AIR_QUALITY,
+            k + 1,
+            name,
+            pos,
+            behaviour,
+            &mut rng,
+        ));
     }
     out
 }
@@ -405,10 +437,26 @@ pub fn uplink(dev: &mut SimDevice, now: DateTime<Utc>, rng: &mut impl Rng) -> (S
     if let Some(room) = &dev.room_id {
         tags.insert("room_id".into(), json!(room));
     }
-    let session = Session { dev_eui: dev.dev_eui, name: &dev.name, dev_addr: dev.dev_addr, f_cnt: dev.f_cnt, tags };
+    let session = Session {
+        dev_eui: dev.dev_eui,
+        name: &dev.name,
+        dev_addr: dev.dev_addr,
+        f_cnt: dev.f_cnt,
+        tags,
+    };
     let (topic, message) = match dev.format {
-        SimFormat::ChirpstackV4 => envelope::chirpstack_up(&session, &dev.spec.chirpstack, &frame, &link, now, rng),
-        SimFormat::TtsV3 => envelope::tts_up(&session, &dev.spec.tts, &dev.session_key_id, &frame, &link, now, rng),
+        SimFormat::ChirpstackV4 => {
+            envelope::chirpstack_up(&session, &dev.spec.chirpstack, &frame, &link, now, rng)
+        }
+        SimFormat::TtsV3 => envelope::tts_up(
+            &session,
+            &dev.spec.tts,
+            &dev.session_key_id,
+            &frame,
+            &link,
+            now,
+            rng,
+        ),
     };
     dev.f_cnt = dev.f_cnt.wrapping_add(1);
     dev.last_uplink_at = Some(now);
@@ -427,7 +475,10 @@ struct Schedule {
 
 impl Schedule {
     fn new(fleet: &[SimDevice], rng: &mut impl Rng) -> Schedule {
-        let interval_ms: Vec<u64> = fleet.iter().map(|d| d.spec.interval_s.max(1) * 1000).collect();
+        let interval_ms: Vec<u64> = fleet
+            .iter()
+            .map(|d| d.spec.interval_s.max(1) * 1000)
+            .collect();
         let due = interval_ms
             .iter()
             .enumerate()
@@ -456,7 +507,12 @@ struct Pacer {
 
 impl Pacer {
     fn new(rate: f64, now: Instant) -> Pacer {
-        Pacer { rate, tokens: 1.0, burst: (rate / 2.0).max(1.0), last: now }
+        Pacer {
+            rate,
+            tokens: 1.0,
+            burst: (rate / 2.0).max(1.0),
+            last: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -487,7 +543,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Broker connection options: the ingest's broker settings under the client id
 /// `<client_id>-sim` (so the ingest's persistent session is never taken over), clean session.
 fn mqtt_options(mqtt: &MqttSettings) -> anyhow::Result<MqttOptions> {
-    let mut o = MqttOptions::new(format!("{}-sim", mqtt.client_id), mqtt.host.clone(), mqtt.port);
+    let mut o = MqttOptions::new(
+        format!("{}-sim", mqtt.client_id),
+        mqtt.host.clone(),
+        mqtt.port,
+    );
     o.set_keep_alive(Duration::from_secs(mqtt.keep_alive_secs.max(5)));
     o.set_clean_session(true);
     o.set_inflight(IN_FLIGHT);
@@ -497,8 +557,13 @@ fn mqtt_options(mqtt: &MqttSettings) -> anyhow::Result<MqttOptions> {
         o.set_credentials(mqtt.username.clone(), mqtt.password.expose().to_string());
     }
     if mqtt.tls {
-        let ca_path = if mqtt.ca_file.is_empty() { "/etc/ssl/certs/ca-certificates.crt" } else { mqtt.ca_file.as_str() };
-        let ca = std::fs::read(ca_path).with_context(|| format!("mqtt.ca_file: cannot read {ca_path}"))?;
+        let ca_path = if mqtt.ca_file.is_empty() {
+            "/etc/ssl/certs/ca-certificates.crt"
+        } else {
+            mqtt.ca_file.as_str()
+        };
+        let ca = std::fs::read(ca_path)
+            .with_context(|| format!("mqtt.ca_file: cannot read {ca_path}"))?;
         o.set_transport(Transport::tls(ca, None, None));
     }
     Ok(o)
@@ -509,7 +574,11 @@ fn mqtt_options(mqtt: &MqttSettings) -> anyhow::Result<MqttOptions> {
 /// reporting interval), until `shutdown` is cancelled or `opts.max_messages` (> 0) were
 /// published. Returns how many the broker acknowledged; outstanding PubAcks are awaited (up to
 /// 10 s) before returning. Logs progress every 10 s.
-pub async fn run(mqtt: &MqttSettings, opts: &SimOptions, shutdown: CancellationToken) -> anyhow::Result<u64> {
+pub async fn run(
+    mqtt: &MqttSettings,
+    opts: &SimOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<u64> {
     anyhow::ensure!(
         opts.rate.is_finite() && opts.rate > 0.0,
         "simulator rate must be a positive number of uplinks per second, got {}",
@@ -517,7 +586,7 @@ pub async fn run(mqtt: &MqttSettings, opts: &SimOptions, shutdown: CancellationT
     );
     let mut fleet = fleet(opts);
     // A second stream from the same seed: values and ids are reproducible too.
-    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5EED_0F_5717_0A11);
+    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5EED_0F57_170A_1100);
     let mut schedule = Schedule::new(&fleet, &mut rng);
     let options = mqtt_options(mqtt)?;
     let client_id = options.client_id();
@@ -579,7 +648,8 @@ pub async fn run(mqtt: &MqttSettings, opts: &SimOptions, shutdown: CancellationT
                         && (matches!(e, ConnectionError::ConnectionRefused(_))
                             || started.elapsed() > FIRST_CONNECT_GRACE)
                     {
-                        return Err(anyhow!(e)).with_context(|| {
+                        // The rumqttc error already names its cause; its source would repeat it.
+                        return Err(anyhow!("{e}")).with_context(|| {
                             format!("simulator: cannot connect to the MQTT broker at {}:{}", mqtt.host, mqtt.port)
                         });
                     }
@@ -621,7 +691,12 @@ pub async fn run(mqtt: &MqttSettings, opts: &SimOptions, shutdown: CancellationT
     }
 
     disconnect(&client, &mut eventloop).await;
-    info!(published, acked, elapsed_s = started.elapsed().as_secs_f64(), "simulator finished");
+    info!(
+        published,
+        acked,
+        elapsed_s = started.elapsed().as_secs_f64(),
+        "simulator finished"
+    );
     Ok(acked)
 }
 
@@ -659,7 +734,12 @@ mod tests {
     use std::collections::{BTreeSet, HashMap, HashSet};
 
     fn opts(bays: u32, seed: u64) -> SimOptions {
-        SimOptions { rate: 20.0, parking_bays: bays, seed, max_messages: 0 }
+        SimOptions {
+            rate: 20.0,
+            parking_bays: bays,
+            seed,
+            max_messages: 0,
+        }
     }
 
     /// Wednesday 12 June 2024, 12:00 local time (CEST).
@@ -680,9 +760,16 @@ mod tests {
         let a = fleet(&opts(60, 42));
         let b = fleet(&opts(60, 42));
         assert_eq!(registry_geojson(&a), registry_geojson(&b));
-        assert_eq!(a.iter().map(|d| d.dev_addr).collect::<Vec<_>>(), b.iter().map(|d| d.dev_addr).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|d| d.dev_addr).collect::<Vec<_>>(),
+            b.iter().map(|d| d.dev_addr).collect::<Vec<_>>()
+        );
         let other_seed = fleet(&opts(60, 43));
-        assert_ne!(registry_geojson(&a), registry_geojson(&other_seed), "positions jitter with the seed");
+        assert_ne!(
+            registry_geojson(&a),
+            registry_geojson(&other_seed),
+            "positions jitter with the seed"
+        );
 
         let cases: [(u32, [usize; 5]); 4] = [
             (60, [60, 3, 12, 6, 6]),
@@ -695,7 +782,13 @@ mod tests {
             let counts = count_kinds(&f);
             let get = |k| counts.get(k).copied().unwrap_or(0);
             assert_eq!(
-                [get("parking_bay"), get("parking_counter"), get("room_climate"), get("outdoor_climate"), get("air_quality")],
+                [
+                    get("parking_bay"),
+                    get("parking_counter"),
+                    get("room_climate"),
+                    get("outdoor_climate"),
+                    get("air_quality")
+                ],
                 [bay, counter, room, outdoor, air],
                 "{bays} bays"
             );
@@ -719,11 +812,18 @@ mod tests {
             let p = &feature["properties"];
             let eui = p["dev_eui"].as_str().unwrap();
             assert_eq!(eui.len(), 16);
-            assert!(eui.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{eui}");
+            assert!(
+                eui.chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{eui}"
+            );
             assert_eq!(feature["geometry"]["type"], "Point");
             let lon = feature["geometry"]["coordinates"][0].as_f64().unwrap();
             let lat = feature["geometry"]["coordinates"][1].as_f64().unwrap();
-            assert!((51.45..51.56).contains(&lat) && (7.40..7.55).contains(&lon), "{lat},{lon} is in Dortmund");
+            assert!(
+                (51.45..51.56).contains(&lat) && (7.40..7.55).contains(&lon),
+                "{lat},{lon} is in Dortmund"
+            );
             assert_eq!(p["name"], dev.name.as_str());
             assert_eq!(p.get("codec").and_then(Value::as_str), dev.codec);
             match dev.kind {
@@ -738,7 +838,10 @@ mod tests {
                 }
                 _ => assert!(p.get("site_id").is_none() && p.get("room_id").is_none()),
             }
-            let key = (p["kind"].as_str().unwrap().to_string(), p["visibility"].as_str().unwrap().to_string());
+            let key = (
+                p["kind"].as_str().unwrap().to_string(),
+                p["visibility"].as_str().unwrap().to_string(),
+            );
             *by_kind_visibility.entry(key).or_insert(0) += 1;
         }
         let expect = [
@@ -750,10 +853,17 @@ mod tests {
         ];
         assert_eq!(by_kind_visibility.len(), expect.len());
         for (kind, vis, n) in expect {
-            assert_eq!(by_kind_visibility.get(&(kind.to_string(), vis.to_string())), Some(&n), "{kind}/{vis}");
+            assert_eq!(
+                by_kind_visibility.get(&(kind.to_string(), vis.to_string())),
+                Some(&n),
+                "{kind}/{vis}"
+            );
         }
         // What the registry importer reads back.
-        let codecs: BTreeSet<&str> = features.iter().filter_map(|f| f["properties"]["codec"].as_str()).collect();
+        let codecs: BTreeSet<&str> = features
+            .iter()
+            .filter_map(|f| f["properties"]["codec"].as_str())
+            .collect();
         for c in &codecs {
             assert!(c.parse::<Codec>().is_ok(), "{c} is a built-in codec");
         }
@@ -762,19 +872,34 @@ mod tests {
 
     /// Decodes one simulated message like the ingest does: network-server JSON → uplink →
     /// (codec) → object → readings.
-    fn platform_readings(dev: &SimDevice, topic: &str, payload: &[u8], now: DateTime<Utc>) -> (Uplink, Vec<(Quantity, f64)>) {
-        let decoded = decode(Dialect::Auto, topic, payload, now).unwrap_or_else(|e| panic!("{}: {e}", dev.name));
-        let Decoded::Uplink(up) = decoded else { panic!("{}: not an uplink: {decoded:?}", dev.name) };
+    fn platform_readings(
+        dev: &SimDevice,
+        topic: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> (Uplink, Vec<(Quantity, f64)>) {
+        let decoded = decode(Dialect::Auto, topic, payload, now)
+            .unwrap_or_else(|e| panic!("{}: {e}", dev.name));
+        let Decoded::Uplink(up) = decoded else {
+            panic!("{}: not an uplink: {decoded:?}", dev.name)
+        };
         let object = match dev.codec {
             Some(codec) => {
                 assert_eq!(up.decoded, None, "{}: raw payload only", dev.name);
                 decode_payload(codec.parse().unwrap(), up.f_port.unwrap(), &up.payload)
                     .unwrap_or_else(|e| panic!("{}: codec {codec}: {e}", dev.name))
             }
-            None => up.decoded.clone().unwrap_or_else(|| panic!("{}: no decoded object", dev.name)),
+            None => up
+                .decoded
+                .clone()
+                .unwrap_or_else(|| panic!("{}: no decoded object", dev.name)),
         };
         let mapped = KeyTable::builtin().map_object(&object, up.observed_at);
-        let readings = mapped.readings.iter().map(|r| (r.quantity, r.value)).collect();
+        let readings = mapped
+            .readings
+            .iter()
+            .map(|r| (r.quantity, r.value))
+            .collect();
         (*up, readings)
     }
 
@@ -784,7 +909,11 @@ mod tests {
         assert_eq!(got_q, want_q, "{}: quantities", dev.name);
         for (q, want) in &dev.last_expected {
             let (_, v) = got.iter().find(|(g, _)| g == q).unwrap();
-            assert!((v - want).abs() < 1e-9, "{}: {q} is {v}, generated {want}", dev.name);
+            assert!(
+                (v - want).abs() < 1e-9,
+                "{}: {q} is {v}, generated {want}",
+                dev.name
+            );
         }
     }
 
@@ -792,7 +921,13 @@ mod tests {
     fn every_kind_decodes_to_what_was_generated() {
         let mut f = fleet(&opts(60, 42));
         let mut rng = StdRng::seed_from_u64(9);
-        let kinds = ["parking_bay", "parking_counter", "room_climate", "outdoor_climate", "air_quality"];
+        let kinds = [
+            "parking_bay",
+            "parking_counter",
+            "room_climate",
+            "outdoor_climate",
+            "air_quality",
+        ];
         let mut dedup_keys = HashSet::new();
         for kind in kinds {
             let dev = f.iter_mut().find(|d| d.kind == kind).unwrap();
@@ -806,16 +941,29 @@ mod tests {
                 assert_eq!(up.f_cnt, Some(k), "{kind}: frame counter");
                 assert_eq!(up.observed_at, now, "{kind}: observation time");
                 assert!(!up.gateways.is_empty() && up.gateways.len() <= 3);
-                assert!(up.gateways.iter().all(|g| g.location.is_some() && g.rssi.is_some()));
-                assert!(dedup_keys.insert(up.dedup_key.clone()), "{kind}: dedup key reused");
+                assert!(up
+                    .gateways
+                    .iter()
+                    .all(|g| g.location.is_some() && g.rssi.is_some()));
+                assert!(
+                    dedup_keys.insert(up.dedup_key.clone()),
+                    "{kind}: dedup key reused"
+                );
                 match dev.format {
                     SimFormat::ChirpstackV4 => {
                         assert_eq!(up.network_server, NetworkServer::ChirpstackV4);
-                        assert!(topic.starts_with("application/") && topic.ends_with(&format!("/device/{}/event/up", dev.dev_eui)), "{topic}");
+                        assert!(
+                            topic.starts_with("application/")
+                                && topic.ends_with(&format!("/device/{}/event/up", dev.dev_eui)),
+                            "{topic}"
+                        );
                     }
                     SimFormat::TtsV3 => {
                         assert_eq!(up.network_server, NetworkServer::TtsV3);
-                        assert_eq!(topic, format!("v3/stadtpuls-sim@ttn/devices/eui-{}/up", dev.dev_eui));
+                        assert_eq!(
+                            topic,
+                            format!("v3/stadtpuls-sim@ttn/devices/eui-{}/up", dev.dev_eui)
+                        );
                         assert!(up.dedup_key.starts_with("as:up:") && up.dedup_key.len() == 6 + 26);
                     }
                 }
@@ -830,7 +978,10 @@ mod tests {
                 }
                 match &dev.behaviour {
                     Behaviour::Bay(b) => {
-                        assert_eq!(value(Quantity::Occupied), Some(f64::from(u8::from(b.occupied))));
+                        assert_eq!(
+                            value(Quantity::Occupied),
+                            Some(f64::from(u8::from(b.occupied)))
+                        );
                         let port = up.f_port.unwrap();
                         assert_eq!(port, if k == 0 { 3 } else { port }, "startup frame first");
                         assert!((1..=3).contains(&port));
@@ -863,11 +1014,35 @@ mod tests {
         let bay = f.iter_mut().find(|d| d.kind == "parking_bay").unwrap();
         let (_, cs) = uplink(bay, noon(), &mut rng);
         let cs: Value = serde_json::from_slice(&cs).unwrap();
-        for key in ["deduplicationId", "time", "devAddr", "adr", "dr", "fCnt", "fPort", "confirmed", "data", "rxInfo", "txInfo"] {
+        for key in [
+            "deduplicationId",
+            "time",
+            "devAddr",
+            "adr",
+            "dr",
+            "fCnt",
+            "fPort",
+            "confirmed",
+            "data",
+            "rxInfo",
+            "txInfo",
+        ] {
             assert!(cs.get(key).is_some(), "ChirpStack {key}");
         }
-        for key in ["tenantId", "tenantName", "applicationId", "applicationName", "deviceProfileId", "deviceProfileName", "deviceName", "devEui"] {
-            assert!(cs["deviceInfo"].get(key).is_some(), "ChirpStack deviceInfo.{key}");
+        for key in [
+            "tenantId",
+            "tenantName",
+            "applicationId",
+            "applicationName",
+            "deviceProfileId",
+            "deviceProfileName",
+            "deviceName",
+            "devEui",
+        ] {
+            assert!(
+                cs["deviceInfo"].get(key).is_some(),
+                "ChirpStack deviceInfo.{key}"
+            );
         }
         assert!(cs.get("object").is_none(), "bays send raw bytes only");
         assert_eq!(cs["time"], "2024-06-12T10:00:00+00:00");
@@ -883,11 +1058,20 @@ mod tests {
         assert_eq!(ids["application_ids"]["application_id"], "stadtpuls-sim");
         assert_eq!(ids["join_eui"], "24E124C0002A0001");
         let up = &tts["uplink_message"];
-        assert!(up.get("f_cnt").is_none(), "TTS leaves out a zero frame counter");
-        assert!(up.get("decoded_payload").is_none(), "rooms send raw bytes only");
+        assert!(
+            up.get("f_cnt").is_none(),
+            "TTS leaves out a zero frame counter"
+        );
+        assert!(
+            up.get("decoded_payload").is_none(),
+            "rooms send raw bytes only"
+        );
         assert_eq!(up["f_port"], 85);
         assert!(up["settings"]["frequency"].is_string());
-        assert_eq!(up["rx_metadata"][0]["location"]["source"], "SOURCE_REGISTRY");
+        assert_eq!(
+            up["rx_metadata"][0]["location"]["source"],
+            "SOURCE_REGISTRY"
+        );
         assert!(up["consumed_airtime"].as_str().unwrap().ends_with('s'));
         let (_, second) = uplink(room, noon() + chrono::Duration::minutes(10), &mut rng);
         let second: Value = serde_json::from_slice(&second).unwrap();
@@ -899,14 +1083,19 @@ mod tests {
         let run = || {
             let mut f = fleet(&opts(20, 5));
             let mut rng = StdRng::seed_from_u64(5);
-            (0..f.len()).map(|i| uplink(&mut f[i], noon(), &mut rng)).collect::<Vec<_>>()
+            (0..f.len())
+                .map(|i| uplink(&mut f[i], noon(), &mut rng))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
     }
 
     #[test]
     fn bays_fill_by_day_and_keep_their_state() {
-        let mut f: Vec<SimDevice> = fleet(&opts(300, 42)).into_iter().filter(|d| d.kind == "parking_bay").collect();
+        let mut f: Vec<SimDevice> = fleet(&opts(300, 42))
+            .into_iter()
+            .filter(|d| d.kind == "parking_bay")
+            .collect();
         let mut rng = StdRng::seed_from_u64(2);
         // Wednesday: 03:00 and 12:00 local time, then one uplink a minute for ten minutes.
         let share_at = |f: &mut Vec<SimDevice>, at: DateTime<Utc>, rng: &mut StdRng| {
@@ -918,16 +1107,23 @@ mod tests {
                     let (_, payload) = uplink(d, now, rng);
                     let v: Value = serde_json::from_slice(&payload).unwrap();
                     changes += usize::from(step > 0 && v["fPort"] == 1);
-                    occupied += usize::from(matches!(&d.behaviour, Behaviour::Bay(b) if b.occupied));
+                    occupied +=
+                        usize::from(matches!(&d.behaviour, Behaviour::Bay(b) if b.occupied));
                 }
             }
-            (occupied as f64 / (10 * f.len()) as f64, changes as f64 / (9 * f.len()) as f64)
+            (
+                occupied as f64 / (10 * f.len()) as f64,
+                changes as f64 / (9 * f.len()) as f64,
+            )
         };
         let (night, _) = share_at(&mut f, "2024-06-12T01:00:00Z".parse().unwrap(), &mut rng);
         let (day, change_rate) = share_at(&mut f, noon(), &mut rng);
         assert!(night < 0.3, "night occupancy {night}");
         assert!(day > 0.6, "midday occupancy {day}");
-        assert!(change_rate < 0.1, "bays change state on {change_rate} of one-minute uplinks");
+        assert!(
+            change_rate < 0.1,
+            "bays change state on {change_rate} of one-minute uplinks"
+        );
     }
 
     #[test]
@@ -944,13 +1140,21 @@ mod tests {
         for step in 0..=42 {
             let now = start + chrono::Duration::minutes(10 * step);
             uplink(room, now, &mut rng);
-            let co2 = room.last_expected.iter().find(|(q, _)| *q == Quantity::Co2).unwrap().1;
+            let co2 = room
+                .last_expected
+                .iter()
+                .find(|(q, _)| *q == Quantity::Co2)
+                .unwrap()
+                .1;
             co2_at.push(co2);
         }
         let early = co2_at[..6].iter().sum::<f64>() / 6.0;
         let late = co2_at[co2_at.len() - 6..].iter().sum::<f64>() / 6.0;
         assert!(early < 480.0, "empty office at dawn: {early} ppm");
-        assert!(late > early + 200.0, "occupied office before noon: {late} ppm");
+        assert!(
+            late > early + 200.0,
+            "occupied office before noon: {late} ppm"
+        );
     }
 
     #[test]
@@ -960,11 +1164,19 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(6);
         let temp = |station: &mut SimDevice, at: &str, rng: &mut StdRng| {
             uplink(station, at.parse().unwrap(), rng);
-            station.last_expected.iter().find(|(q, _)| *q == Quantity::Temperature).unwrap().1
+            station
+                .last_expected
+                .iter()
+                .find(|(q, _)| *q == Quantity::Temperature)
+                .unwrap()
+                .1
         };
         let dawn = temp(station, "2024-07-10T03:00:00Z", &mut rng);
         let afternoon = temp(station, "2024-07-10T13:00:00Z", &mut rng);
-        assert!(afternoon > dawn + 3.0, "dawn {dawn} °C, afternoon {afternoon} °C");
+        assert!(
+            afternoon > dawn + 3.0,
+            "dawn {dawn} °C, afternoon {afternoon} °C"
+        );
     }
 
     #[test]
@@ -979,10 +1191,19 @@ mod tests {
         }
         let weight = |d: &SimDevice| 1.0 / d.spec.interval_s as f64;
         let total: f64 = f.iter().map(weight).sum();
-        for kind in ["parking_bay", "parking_counter", "room_climate", "outdoor_climate", "air_quality"] {
+        for kind in [
+            "parking_bay",
+            "parking_counter",
+            "room_climate",
+            "outdoor_climate",
+            "air_quality",
+        ] {
             let want: f64 = f.iter().filter(|d| d.kind == kind).map(weight).sum::<f64>() / total;
             let got = sent.get(kind).copied().unwrap_or(0.0) / f64::from(n);
-            assert!((got - want).abs() < 0.01, "{kind}: {got:.3} of traffic, expected {want:.3}");
+            assert!(
+                (got - want).abs() < 0.01,
+                "{kind}: {got:.3} of traffic, expected {want:.3}"
+            );
         }
         assert_eq!(Schedule::new(&[], &mut rng).next(), None);
     }

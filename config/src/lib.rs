@@ -170,7 +170,10 @@ impl Default for MqttSettings {
 
 /// ChirpStack (v3 and v4 share the topic shape, so `auto`) and The Things Stack v3.
 pub fn default_subscriptions() -> Vec<Subscription> {
-    let s = |filter: &str, dialect| Subscription { filter: filter.into(), dialect };
+    let s = |filter: &str, dialect| Subscription {
+        filter: filter.into(),
+        dialect,
+    };
     vec![
         s("application/+/device/+/event/+", Dialect::Auto),
         s("v3/+/devices/+/up", Dialect::TtsV3),
@@ -194,6 +197,8 @@ pub struct IngestSettings {
     pub max_payload_bytes: usize,
     /// Accept readings of TTS `simulated` uplinks (console test messages).
     pub store_simulated: bool,
+    /// How often registry changes (codecs set by `devices import`) are picked up.
+    pub registry_refresh_ms: u64,
 }
 
 impl Default for IngestSettings {
@@ -205,6 +210,7 @@ impl Default for IngestSettings {
             batch_max_wait_ms: 200,
             max_payload_bytes: 256 * 1024,
             store_simulated: false,
+            registry_refresh_ms: 5000,
         }
     }
 }
@@ -249,7 +255,12 @@ pub struct RetentionSettings {
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        Self { uplinks_days: 90, dead_letters_days: 30, readings_days: 0, interval_minutes: 60 }
+        Self {
+            uplinks_days: 90,
+            dead_letters_days: 30,
+            readings_days: 0,
+            interval_minutes: 60,
+        }
     }
 }
 
@@ -328,7 +339,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { level: "info".into(), format: "text".into() }
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -353,10 +367,16 @@ impl Settings {
 
     /// Checks values that parse but cannot work; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, problem: String| ConfigError::Invalid { key: key.into(), problem };
+        let bad = |key: &str, problem: String| ConfigError::Invalid {
+            key: key.into(),
+            problem,
+        };
         let url = &self.database.url;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(bad("database.url", format!("'{}' is not a postgres:// URL", redact_url(url))));
+            return Err(bad(
+                "database.url",
+                format!("'{}' is not a postgres:// URL", redact_url(url)),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1".into()));
@@ -368,10 +388,16 @@ impl Settings {
             return Err(bad("mqtt.port", "must be 1..65535".into()));
         }
         if self.mqtt.client_id.trim().is_empty() || self.mqtt.client_id.len() > 128 {
-            return Err(bad("mqtt.client_id", "must be 1..128 characters (a stable id keeps the broker session)".into()));
+            return Err(bad(
+                "mqtt.client_id",
+                "must be 1..128 characters (a stable id keeps the broker session)".into(),
+            ));
         }
         if !self.mqtt.ca_file.is_empty() && !Path::new(&self.mqtt.ca_file).exists() {
-            return Err(bad("mqtt.ca_file", format!("file {} does not exist", self.mqtt.ca_file)));
+            return Err(bad(
+                "mqtt.ca_file",
+                format!("file {} does not exist", self.mqtt.ca_file),
+            ));
         }
         if !self.mqtt.ca_file.is_empty() && !self.mqtt.tls {
             return Err(bad("mqtt.ca_file", "is set but mqtt.tls is false".into()));
@@ -380,48 +406,95 @@ impl Settings {
             return Err(bad("mqtt.keep_alive_secs", "must be at least 5".into()));
         }
         if self.mqtt.subscriptions.is_empty() {
-            return Err(bad("mqtt.subscriptions", "at least one subscription is needed".into()));
+            return Err(bad(
+                "mqtt.subscriptions",
+                "at least one subscription is needed".into(),
+            ));
         }
         for (i, s) in self.mqtt.subscriptions.iter().enumerate() {
             if s.filter.is_empty() || s.filter.contains('#') && !s.filter.ends_with('#') {
-                return Err(bad(&format!("mqtt.subscriptions[{i}].filter"), format!("'{}' is not a valid MQTT topic filter", s.filter)));
+                return Err(bad(
+                    &format!("mqtt.subscriptions[{i}].filter"),
+                    format!("'{}' is not a valid MQTT topic filter", s.filter),
+                ));
             }
         }
         if self.mqtt.topic_prefix.contains(['+', '#']) {
-            return Err(bad("mqtt.topic_prefix", "must not contain wildcards".into()));
+            return Err(bad(
+                "mqtt.topic_prefix",
+                "must not contain wildcards".into(),
+            ));
         }
-        if self.ingest.max_payload_bytes == 0 || self.ingest.max_payload_bytes > self.mqtt.max_packet_bytes {
-            return Err(bad("ingest.max_payload_bytes", format!("must be 1..=mqtt.max_packet_bytes ({})", self.mqtt.max_packet_bytes)));
+        if self.ingest.max_payload_bytes == 0
+            || self.ingest.max_payload_bytes > self.mqtt.max_packet_bytes
+        {
+            return Err(bad(
+                "ingest.max_payload_bytes",
+                format!(
+                    "must be 1..=mqtt.max_packet_bytes ({})",
+                    self.mqtt.max_packet_bytes
+                ),
+            ));
         }
         if self.ingest.batch_max_messages == 0 {
-            return Err(bad("ingest.batch_max_messages", "must be at least 1".into()));
+            return Err(bad(
+                "ingest.batch_max_messages",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.ingest.registry_refresh_ms < 100 {
+            return Err(bad(
+                "ingest.registry_refresh_ms",
+                "must be at least 100".into(),
+            ));
         }
         if self.ingest.channel_capacity < self.ingest.batch_max_messages {
-            return Err(bad("ingest.channel_capacity", "must be at least ingest.batch_max_messages".into()));
+            return Err(bad(
+                "ingest.channel_capacity",
+                "must be at least ingest.batch_max_messages".into(),
+            ));
         }
         self.listen_addr()?;
         if !self.http.public_base_url.is_empty() && !self.http.public_base_url.starts_with("http") {
-            return Err(bad("http.public_base_url", "must start with http:// or https://".into()));
+            return Err(bad(
+                "http.public_base_url",
+                "must start with http:// or https://".into(),
+            ));
         }
         if self.http.max_page_size == 0 {
             return Err(bad("http.max_page_size", "must be at least 1".into()));
         }
         if self.retention.interval_minutes == 0 {
-            return Err(bad("retention.interval_minutes", "must be at least 1".into()));
+            return Err(bad(
+                "retention.interval_minutes",
+                "must be at least 1".into(),
+            ));
         }
         for (key, m) in &self.mapping.keys {
             if m.quantity_name().parse::<Quantity>().is_err() {
-                return Err(bad(&format!("mapping.keys.{key}"), format!("unknown quantity '{}'", m.quantity_name())));
+                return Err(bad(
+                    &format!("mapping.keys.{key}"),
+                    format!("unknown quantity '{}'", m.quantity_name()),
+                ));
             }
             if !m.factor().is_finite() || m.factor() == 0.0 {
-                return Err(bad(&format!("mapping.keys.{key}.factor"), "must be a finite, non-zero number".into()));
+                return Err(bad(
+                    &format!("mapping.keys.{key}.factor"),
+                    "must be a finite, non-zero number".into(),
+                ));
             }
         }
         if !(self.simulator.rate > 0.0 && self.simulator.rate <= 100_000.0) {
-            return Err(bad("simulator.rate", "must be in (0, 100000] uplinks per second".into()));
+            return Err(bad(
+                "simulator.rate",
+                "must be in (0, 100000] uplinks per second".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(bad("log.format", format!("'{}' is not one of text, json", self.log.format)));
+            return Err(bad(
+                "log.format",
+                format!("'{}' is not one of text, json", self.log.format),
+            ));
         }
         Ok(())
     }
@@ -430,7 +503,10 @@ impl Settings {
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.http.listen.parse().map_err(|_| ConfigError::Invalid {
             key: "http.listen".into(),
-            problem: format!("'{}' is not an address like 127.0.0.1:8080", self.http.listen),
+            problem: format!(
+                "'{}' is not an address like 127.0.0.1:8080",
+                self.http.listen
+            ),
         })
     }
 }
@@ -438,13 +514,24 @@ impl Settings {
 fn describe_figment_error(e: figment::Error) -> ConfigError {
     let mut out = Vec::new();
     for err in e {
-        let key = if err.path.is_empty() { String::new() } else { format!("{}: ", err.path.join(".")) };
+        let key = if err.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", err.path.join("."))
+        };
         let source = err.metadata.as_ref().map(|m| {
             let name = m.name.to_string();
             match &m.source {
                 Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
                 _ if name.contains("environment") => {
-                    format!(" (from environment variable {ENV_PREFIX}{})", err.path.iter().map(|p| p.to_uppercase()).collect::<Vec<_>>().join("__"))
+                    format!(
+                        " (from environment variable {ENV_PREFIX}{})",
+                        err.path
+                            .iter()
+                            .map(|p| p.to_uppercase())
+                            .collect::<Vec<_>>()
+                            .join("__")
+                    )
                 }
                 _ => String::new(),
             }

@@ -70,6 +70,8 @@ batch_max_wait_ms = 200
 max_payload_bytes = 262144
 # Store readings of The Things Stack "simulated" uplinks (console test messages).
 store_simulated = false
+# How often registry changes (e.g. codecs set by `stadtpuls devices import`) reach the ingest.
+registry_refresh_ms = 5000
 
 [http]
 listen = "127.0.0.1:8080"

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
 use super::*;
 use figment::Jail;
 
@@ -28,7 +28,10 @@ fn defaults_validate() {
 #[test]
 fn env_overrides_file_overrides_defaults() {
     Jail::expect_with(|jail| {
-        jail.create_file("s.toml", "[mqtt]\nhost = \"broker.example\"\nport = 1884\n[http]\nlisten = \"0.0.0.0:9000\"\n")?;
+        jail.create_file(
+            "s.toml",
+            "[mqtt]\nhost = \"broker.example\"\nport = 1884\n[http]\nlisten = \"0.0.0.0:9000\"\n",
+        )?;
         jail.set_env("STADTPULS__MQTT__PORT", "8883");
         jail.set_env("STADTPULS__MQTT__TLS", "true");
         jail.set_env("STADTPULS__MQTT__USERNAME", "app@ttn");
@@ -63,7 +66,10 @@ fn invalid_values_name_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env(var, value);
             let err = load_in_jail(jail, None).unwrap_err().to_string();
-            assert!(err.contains(key), "{var}={value}: '{err}' does not name {key}");
+            assert!(
+                err.contains(key),
+                "{var}={value}: '{err}' does not name {key}"
+            );
             Ok(())
         });
     }
@@ -94,7 +100,10 @@ fn mapping_keys_must_name_known_quantities() {
         assert_eq!(s.mapping.keys["foo"].quantity_name(), "temperature");
         jail.create_file("t.toml", "[mapping.keys]\nfoo = \"warmth\"\n")?;
         let err = load_in_jail(jail, Some("t.toml")).unwrap_err().to_string();
-        assert!(err.contains("mapping.keys.foo") && err.contains("warmth"), "{err}");
+        assert!(
+            err.contains("mapping.keys.foo") && err.contains("warmth"),
+            "{err}"
+        );
         Ok(())
     });
 }

@@ -25,7 +25,10 @@ pub struct Directory {
 impl Directory {
     /// The codec configured for a device, if any.
     pub fn codec(&self, dev_eui: DevEui) -> Option<Codec> {
-        self.inner.read().ok().and_then(|g| g.codecs.get(&dev_eui).copied())
+        self.inner
+            .read()
+            .ok()
+            .and_then(|g| g.codecs.get(&dev_eui).copied())
     }
 
     /// Pulls registry changes since the last refresh.
@@ -54,9 +57,14 @@ impl Directory {
     }
 }
 
-/// Refreshes the directory at start and every 5 seconds until cancelled.
-pub async fn refresh_loop(store: Store, dir: Directory, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
+/// Refreshes the directory at start and then every `period` until cancelled.
+pub async fn refresh_loop(
+    store: Store,
+    dir: Directory,
+    period: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -58,7 +58,10 @@ impl IngestHealth {
     }
 
     pub fn mqtt_state(&self) -> MqttState {
-        match (self.connected.load(Ordering::Relaxed), self.ever_connected.load(Ordering::Relaxed)) {
+        match (
+            self.connected.load(Ordering::Relaxed),
+            self.ever_connected.load(Ordering::Relaxed),
+        ) {
             (true, _) => MqttState::Connected,
             (false, false) => MqttState::Connecting,
             (false, true) => MqttState::Disconnected,

@@ -77,10 +77,21 @@ pub struct IngestContext {
 }
 
 impl IngestContext {
-    pub fn new(settings: Arc<Settings>, store: Store, clock: Arc<dyn Clock>) -> Result<Self, IngestError> {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, IngestError> {
         let keys = Arc::new(key_table(&settings)?);
         let (committed, _) = broadcast::channel(4096);
-        Ok(IngestContext { settings, store, clock, health: Arc::new(IngestHealth::default()), keys, committed })
+        Ok(IngestContext {
+            settings,
+            store,
+            clock,
+            health: Arc::new(IngestHealth::default()),
+            keys,
+            committed,
+        })
     }
 }
 
@@ -105,8 +116,14 @@ pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<(), 
     let acker = session.acker();
     let directory = directory::Directory::default();
 
-    // Device directory refresher: every 5 s, picks up registry imports made by other processes.
-    let dir_task = tokio::spawn(directory::refresh_loop(ctx.store.clone(), directory.clone(), shutdown.clone()));
+    // Device directory refresher: picks up registry imports made by other processes.
+    let period = Duration::from_millis(ctx.settings.ingest.registry_refresh_ms);
+    let dir_task = tokio::spawn(directory::refresh_loop(
+        ctx.store.clone(),
+        directory.clone(),
+        period,
+        shutdown.clone(),
+    ));
     // Retention: drop chunks past their age on a timer.
     let retention_task = tokio::spawn(retention_loop(ctx.clone(), shutdown.clone()));
     // The MQTT session: polls the event loop, forwards PUBLISH packets into `tx`. It stops
@@ -145,7 +162,9 @@ async fn retention_loop(ctx: IngestContext, shutdown: CancellationToken) {
                 readings_chunks = o.readings_chunks,
                 "retention applied"
             ),
-            Err(e) => tracing::warn!(error = %e, "retention run failed; will retry at the next interval"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention run failed; will retry at the next interval")
+            }
         }
     }
 }

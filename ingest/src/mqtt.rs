@@ -3,7 +3,10 @@
 
 use crate::{IngestContext, IngestError};
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, Request, SubscribeFilter, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, Request, SubscribeFilter,
+    Transport,
+};
 use stadtpuls_gateways::Dialect;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,9 +82,14 @@ pub fn mqtt_options(ctx: &IngestContext) -> Result<MqttOptions, IngestError> {
         o.set_credentials(m.username.clone(), m.password.expose().to_string());
     }
     if m.tls {
-        let ca_path = if m.ca_file.is_empty() { "/etc/ssl/certs/ca-certificates.crt" } else { m.ca_file.as_str() };
-        let ca = std::fs::read(ca_path)
-            .map_err(|e| IngestError::MqttConfig(format!("mqtt.ca_file: cannot read {ca_path}: {e}")))?;
+        let ca_path = if m.ca_file.is_empty() {
+            "/etc/ssl/certs/ca-certificates.crt"
+        } else {
+            m.ca_file.as_str()
+        };
+        let ca = std::fs::read(ca_path).map_err(|e| {
+            IngestError::MqttConfig(format!("mqtt.ca_file: cannot read {ca_path}: {e}"))
+        })?;
         o.set_transport(Transport::tls(ca, None, None));
     }
     Ok(o)
@@ -92,18 +100,34 @@ impl Session {
         let opts = mqtt_options(ctx)?;
         let cap = opts.request_channel_capacity();
         let (client, eventloop) = AsyncClient::new(opts, cap);
-        Ok(Session { client, eventloop: EventLoopHolder(eventloop), generation: Arc::new(Mutex::new(0)) })
+        Ok(Session {
+            client,
+            eventloop: EventLoopHolder(eventloop),
+            generation: Arc::new(Mutex::new(0)),
+        })
     }
 
     pub fn acker(&self) -> Acker {
-        Acker { client: self.client.clone(), generation: self.generation.clone() }
+        Acker {
+            client: self.client.clone(),
+            generation: self.generation.clone(),
+        }
     }
 
     /// Polls the event loop until `stop` is cancelled. Never blocks on the writer: when the
     /// channel is full, packets wait in a local queue whose size the broker's in-flight window
     /// bounds (the broker sends no more unacknowledged QoS 1 packets than that).
-    pub async fn run(self, ctx: IngestContext, tx: mpsc::Sender<InboundMessage>, stop: CancellationToken) {
-        let Session { client, eventloop, generation } = self;
+    pub async fn run(
+        self,
+        ctx: IngestContext,
+        tx: mpsc::Sender<InboundMessage>,
+        stop: CancellationToken,
+    ) {
+        let Session {
+            client,
+            eventloop,
+            generation,
+        } = self;
         let mut eventloop = eventloop.0;
         let settings = ctx.settings.clone();
         let prefix = settings.mqtt.topic_prefix.clone();
@@ -134,13 +158,19 @@ impl Session {
                     backoff = Duration::from_millis(200);
                     ctx.health.set_connected(true);
                     tracing::info!(session_present = ack.session_present, host = %settings.mqtt.host, port = settings.mqtt.port, "connected to MQTT broker");
-                    let subs = filters.iter().map(|(f, _)| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    let subs = filters
+                        .iter()
+                        .map(|(f, _)| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                     if let Err(e) = client.try_subscribe_many(subs) {
                         tracing::error!(error = %e, "could not queue subscriptions");
                     }
                 }
                 Ok(Event::Incoming(Incoming::SubAck(s))) => {
-                    let refused = s.return_codes.iter().filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)).count();
+                    let refused = s
+                        .return_codes
+                        .iter()
+                        .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                        .count();
                     if refused > 0 {
                         tracing::error!(refused, "broker refused subscriptions (check ACLs)");
                         ctx.health.record_error("broker refused a subscription");
@@ -152,9 +182,18 @@ impl Session {
                 Ok(Event::Incoming(Incoming::Publish(publish))) => {
                     metrics::counter!("stadtpuls_mqtt_messages_received_total").increment(1);
                     let full_topic = publish.topic.clone();
-                    let topic = full_topic.strip_prefix(prefix.as_str()).unwrap_or(&full_topic).to_string();
+                    let topic = full_topic
+                        .strip_prefix(prefix.as_str())
+                        .unwrap_or(&full_topic)
+                        .to_string();
                     let dialect = dialect_for(&filters, &full_topic);
-                    let msg = InboundMessage { topic, dialect, received_at: ctx.clock.now(), publish, generation: current_gen };
+                    let msg = InboundMessage {
+                        topic,
+                        dialect,
+                        received_at: ctx.clock.now(),
+                        publish,
+                        generation: current_gen,
+                    };
                     if overflow.is_empty() {
                         match tx.try_send(msg) {
                             Ok(()) => {}
@@ -164,7 +203,8 @@ impl Session {
                     } else {
                         overflow.push_back(msg);
                     }
-                    metrics::gauge!("stadtpuls_ingest_overflow_messages").set(overflow.len() as f64);
+                    metrics::gauge!("stadtpuls_ingest_overflow_messages")
+                        .set(overflow.len() as f64);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -179,7 +219,9 @@ impl Session {
                         // channel once more under the lock, then drop every queued ack and
                         // subscription (we resubscribe on ConnAck).
                         eventloop.clean();
-                        eventloop.pending.retain(|r| !matches!(r, Request::PubAck(_) | Request::Subscribe(_)));
+                        eventloop
+                            .pending
+                            .retain(|r| !matches!(r, Request::PubAck(_) | Request::Subscribe(_)));
                     }
                     // Packets still waiting for the writer belong to the old connection; the
                     // broker redelivers them. Keeping them would only store them (harmlessly)
@@ -211,7 +253,11 @@ impl Session {
 
 /// The dialect of the first configured filter that matches `topic`.
 pub fn dialect_for(filters: &[(String, Dialect)], topic: &str) -> Dialect {
-    filters.iter().find(|(f, _)| topic_matches(f, topic)).map(|(_, d)| *d).unwrap_or_default()
+    filters
+        .iter()
+        .find(|(f, _)| topic_matches(f, topic))
+        .map(|(_, d)| *d)
+        .unwrap_or_default()
 }
 
 /// MQTT topic filter matching (`+` one level, `#` the rest).
@@ -242,9 +288,21 @@ mod tests {
     #[test]
     fn topic_filters_match_like_mqtt() {
         let cases = [
-            ("application/+/device/+/event/+", "application/1/device/0102/event/up", true),
-            ("application/+/device/+/event/+", "application/1/device/0102/event", false),
-            ("application/+/device/+/event/+", "application/1/device/0102/event/up/x", false),
+            (
+                "application/+/device/+/event/+",
+                "application/1/device/0102/event/up",
+                true,
+            ),
+            (
+                "application/+/device/+/event/+",
+                "application/1/device/0102/event",
+                false,
+            ),
+            (
+                "application/+/device/+/event/+",
+                "application/1/device/0102/event/up/x",
+                false,
+            ),
             ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/up", true),
             ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/join", false),
             ("t/#", "t/a/b/c", true),
@@ -258,10 +316,19 @@ mod tests {
     #[test]
     fn dialect_comes_from_the_first_matching_filter() {
         let filters = vec![
-            ("p/application/+/device/+/event/+".to_string(), Dialect::Auto),
+            (
+                "p/application/+/device/+/event/+".to_string(),
+                Dialect::Auto,
+            ),
             ("p/v3/+/devices/+/up".to_string(), Dialect::TtsV3),
         ];
-        assert_eq!(dialect_for(&filters, "p/v3/a@t/devices/d/up"), Dialect::TtsV3);
-        assert_eq!(dialect_for(&filters, "p/application/a/device/d/event/up"), Dialect::Auto);
+        assert_eq!(
+            dialect_for(&filters, "p/v3/a@t/devices/d/up"),
+            Dialect::TtsV3
+        );
+        assert_eq!(
+            dialect_for(&filters, "p/application/a/device/d/event/up"),
+            Dialect::Auto
+        );
     }
 }

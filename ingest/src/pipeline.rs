@@ -37,7 +37,11 @@ pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
         return dead_letter(
             msg,
             "payload_too_large",
-            format!("payload of {} bytes exceeds ingest.max_payload_bytes = {}", payload.len(), steps.max_payload_bytes),
+            format!(
+                "payload of {} bytes exceeds ingest.max_payload_bytes = {}",
+                payload.len(),
+                steps.max_payload_bytes
+            ),
         );
     }
     let decoded = match gw::decode(msg.dialect, &msg.topic, payload, steps.now) {
@@ -47,7 +51,9 @@ pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
     match decoded {
         Decoded::Skipped { kind, .. } => Outcome::Skipped(kind),
         Decoded::Event(e) => Outcome::Event(e),
-        Decoded::Uplink(u) if u.simulated && !steps.store_simulated => Outcome::Skipped("simulated"),
+        Decoded::Uplink(u) if u.simulated && !steps.store_simulated => {
+            Outcome::Skipped("simulated")
+        }
         Decoded::Uplink(u) => {
             // The network server's object wins; only without one are the raw bytes decoded
             // here. The codec's output is not stored: `reprocess` recomputes it after a fix.
@@ -67,7 +73,12 @@ pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
 /// Readings of an uplink: from the network server's decoded object, else from the raw bytes
 /// decoded with the device's codec (if it has one).
 pub fn readings_of(u: &gw::Uplink, codec: Option<codecs::Codec>, keys: &KeyTable) -> gw::Mapped {
-    let raw = RawParts { dev_eui: u.dev_eui, f_port: u.f_port, payload: &u.payload, observed_at: u.observed_at };
+    let raw = RawParts {
+        dev_eui: u.dev_eui,
+        f_port: u.f_port,
+        payload: &u.payload,
+        observed_at: u.observed_at,
+    };
     map_parts(u.decoded.as_ref(), raw, codec, keys)
 }
 
@@ -81,7 +92,12 @@ pub struct RawParts<'a> {
 }
 
 /// See [`readings_of`]; also used by `reprocess` on stored raw uplinks.
-pub fn map_parts(decoded: Option<&serde_json::Value>, raw: RawParts<'_>, codec: Option<codecs::Codec>, keys: &KeyTable) -> gw::Mapped {
+pub fn map_parts(
+    decoded: Option<&serde_json::Value>,
+    raw: RawParts<'_>,
+    codec: Option<codecs::Codec>,
+    keys: &KeyTable,
+) -> gw::Mapped {
     let from_codec;
     let object = match (decoded, codec) {
         (Some(obj), _) => obj,
@@ -129,7 +145,8 @@ pub fn collect(batch: &mut Batch, outcome: Outcome) {
     match outcome {
         Outcome::Uplink(r) => {
             if !r.unmapped.is_empty() {
-                metrics::counter!("stadtpuls_ingest_unmapped_keys_total").increment(r.unmapped.len() as u64);
+                metrics::counter!("stadtpuls_ingest_unmapped_keys_total")
+                    .increment(r.unmapped.len() as u64);
                 tracing::debug!(dev_eui = %r.uplink.dev_eui, keys = ?r.unmapped, "decoded keys without a quantity (kept in the raw uplink)");
             }
             batch.uplinks.push(*r);
@@ -142,7 +159,8 @@ pub fn collect(batch: &mut Batch, outcome: Outcome) {
             metrics::counter!("stadtpuls_ingest_skipped_total", "kind" => kind).increment(1);
         }
         Outcome::DeadLetter(d) => {
-            metrics::counter!("stadtpuls_ingest_dead_letters_total", "reason" => d.reason.clone()).increment(1);
+            metrics::counter!("stadtpuls_ingest_dead_letters_total", "reason" => d.reason.clone())
+                .increment(1);
             tracing::warn!(topic = %d.topic, reason = %d.reason, detail = %d.detail, "message dead-lettered");
             batch.dead_letters.push(d);
         }

@@ -81,7 +81,13 @@ fn chunk_owned<T>(mut v: Vec<T>, n: usize) -> Vec<Vec<T>> {
 }
 
 /// Runs the pipeline over `msgs`, writes the batch (retrying transient errors), acks.
-async fn commit(ctx: &IngestContext, directory: &Directory, acker: &Acker, msgs: Vec<InboundMessage>, shutdown: &CancellationToken) {
+async fn commit(
+    ctx: &IngestContext,
+    directory: &Directory,
+    acker: &Acker,
+    msgs: Vec<InboundMessage>,
+    shutdown: &CancellationToken,
+) {
     let steps = Steps {
         keys: &ctx.keys,
         directory,
@@ -101,10 +107,13 @@ async fn commit(ctx: &IngestContext, directory: &Directory, acker: &Acker, msgs:
         return;
     };
     metrics::histogram!("stadtpuls_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("stadtpuls_ingest_uplinks_stored_total").increment(outcome.new_uplinks as u64);
-    metrics::counter!("stadtpuls_ingest_uplinks_duplicate_total").increment(outcome.duplicate_uplinks as u64);
+    metrics::counter!("stadtpuls_ingest_uplinks_stored_total")
+        .increment(outcome.new_uplinks as u64);
+    metrics::counter!("stadtpuls_ingest_uplinks_duplicate_total")
+        .increment(outcome.duplicate_uplinks as u64);
     metrics::counter!("stadtpuls_ingest_readings_stored_total").increment(outcome.readings as u64);
-    metrics::counter!("stadtpuls_devices_auto_registered_total").increment(outcome.registered_devices as u64);
+    metrics::counter!("stadtpuls_devices_auto_registered_total")
+        .increment(outcome.registered_devices as u64);
     ctx.health.batch_committed();
     let mut stale = 0usize;
     for m in &msgs {
@@ -114,17 +123,29 @@ async fn commit(ctx: &IngestContext, directory: &Directory, acker: &Acker, msgs:
     }
     if stale > 0 {
         metrics::counter!("stadtpuls_mqtt_acks_skipped_total").increment(stale as u64);
-        tracing::debug!(stale, "acks skipped: their connection is gone, the broker redelivers them");
+        tracing::debug!(
+            stale,
+            "acks skipped: their connection is gone, the broker redelivers them"
+        );
     }
     for (dev_eui, r) in outcome.stored {
-        let _ = ctx.committed.send(CommittedReading { dev_eui, quantity: r.quantity, observed_at: r.observed_at, value: r.value });
+        let _ = ctx.committed.send(CommittedReading {
+            dev_eui,
+            quantity: r.quantity,
+            observed_at: r.observed_at,
+            value: r.value,
+        });
     }
 }
 
 /// Writes the batch; transient errors are retried with back-off (the channel fills meanwhile,
 /// which is the back-pressure). A batch the database rejects for good is split so that only
 /// the offending messages become dead letters. `None` = gave up because of shutdown.
-async fn write_with_retry(ctx: &IngestContext, batch: Batch, shutdown: &CancellationToken) -> Option<BatchOutcome> {
+async fn write_with_retry(
+    ctx: &IngestContext,
+    batch: Batch,
+    shutdown: &CancellationToken,
+) -> Option<BatchOutcome> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match ctx.store.write_batch(&batch).await {
@@ -157,19 +178,32 @@ async fn write_with_retry(ctx: &IngestContext, batch: Batch, shutdown: &Cancella
 
 /// Writes each part of a rejected batch on its own; parts the database refuses again are
 /// dead-lettered with reason `store_rejected`.
-async fn split_and_write(ctx: &IngestContext, batch: Batch, first_error: StoreError) -> BatchOutcome {
+async fn split_and_write(
+    ctx: &IngestContext,
+    batch: Batch,
+    first_error: StoreError,
+) -> BatchOutcome {
     tracing::error!(error = %first_error, "database rejected a batch; writing its messages one by one");
     let mut total = BatchOutcome::default();
     let mut rejected = Vec::new();
     let mut singles: Vec<Batch> = Vec::new();
     for u in batch.uplinks {
-        singles.push(Batch { uplinks: vec![u], ..Default::default() });
+        singles.push(Batch {
+            uplinks: vec![u],
+            ..Default::default()
+        });
     }
     for e in batch.events {
-        singles.push(Batch { events: vec![e], ..Default::default() });
+        singles.push(Batch {
+            events: vec![e],
+            ..Default::default()
+        });
     }
     for d in batch.dead_letters {
-        singles.push(Batch { dead_letters: vec![d], ..Default::default() });
+        singles.push(Batch {
+            dead_letters: vec![d],
+            ..Default::default()
+        });
     }
     for single in singles {
         match ctx.store.write_batch(&single).await {
@@ -192,9 +226,18 @@ async fn split_and_write(ctx: &IngestContext, batch: Batch, first_error: StoreEr
         }
     }
     if !rejected.is_empty() {
-        match ctx.store.write_batch(&Batch { dead_letters: rejected, ..Default::default() }).await {
+        match ctx
+            .store
+            .write_batch(&Batch {
+                dead_letters: rejected,
+                ..Default::default()
+            })
+            .await
+        {
             Ok(o) => merge(&mut total, o),
-            Err(e) => tracing::error!(error = %e, "could not even store the dead letters of a rejected batch"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not even store the dead letters of a rejected batch")
+            }
         }
     }
     total

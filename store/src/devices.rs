@@ -57,13 +57,21 @@ impl fmt::Display for DeviceKind {
 impl FromStr for DeviceKind {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self> {
-        DeviceKind::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| StoreError::Invalid {
-            field: "kind",
-            problem: format!(
-                "'{s}' is not one of {}",
-                DeviceKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        })
+        DeviceKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| StoreError::Invalid {
+                field: "kind",
+                problem: format!(
+                    "'{s}' is not one of {}",
+                    DeviceKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
     }
 }
 
@@ -177,7 +185,8 @@ impl From<DeviceRow> for Device {
     }
 }
 
-const DEVICE_COLUMNS: &str = "dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id, \
+const DEVICE_COLUMNS: &str =
+    "dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id, \
      network_server, application, auto_registered, first_seen, last_seen, battery_percent, \
      battery_voltage, battery_at, updated_at";
 
@@ -272,11 +281,12 @@ impl Store {
     }
 
     pub async fn device(&self, dev_eui: DevEui) -> Result<Option<Device>> {
-        let row: Option<DeviceRow> =
-            sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_eui = $1"))
-                .bind(dev_eui.as_i64())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_eui = $1"
+        ))
+        .bind(dev_eui.as_i64())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(Device::from))
     }
 
@@ -300,7 +310,10 @@ impl Store {
     }
 
     /// Registry entries changed after `since` (all when `None`), for the ingest's device cache.
-    pub async fn directory_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<DirectoryEntry>> {
+    pub async fn directory_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DirectoryEntry>> {
         let rows: Vec<(i64, Option<String>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT dev_eui, codec, updated_at FROM devices
              WHERE $1::timestamptz IS NULL OR updated_at > $1 ORDER BY updated_at",
@@ -310,7 +323,11 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(e, codec, updated_at)| DirectoryEntry { dev_eui: DevEui::from_i64(e), codec, updated_at })
+            .map(|(e, codec, updated_at)| DirectoryEntry {
+                dev_eui: DevEui::from_i64(e),
+                codec,
+                updated_at,
+            })
             .collect())
     }
 }

@@ -34,10 +34,16 @@ pub enum StoreError {
     NoTimescale(String),
     /// A value read back from the database is not what the schema promises.
     #[error("unexpected data in column {column}: {problem}")]
-    Corrupt { column: &'static str, problem: String },
+    Corrupt {
+        column: &'static str,
+        problem: String,
+    },
     /// Input rejected before it reached the database (e.g. an unknown enum value).
     #[error("invalid {field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl StoreError {
@@ -82,7 +88,11 @@ pub struct Store {
 
 impl Store {
     /// Connects lazily-checked: the pool is created and one connection is tried.
-    pub async fn connect(url: &str, max_connections: u32, connect_timeout: Duration) -> Result<Store> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+    ) -> Result<Store> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
             .application_name("stadtpuls");
@@ -105,13 +115,15 @@ impl Store {
 
     /// Applies pending migrations (idempotent). Fails clearly when TimescaleDB is missing.
     pub async fn migrate(&self) -> Result<()> {
-        let available: Option<String> =
-            sqlx::query_scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let available: Option<String> = sqlx::query_scalar(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         if available.is_none() {
             return Err(StoreError::NoTimescale(
-                "the timescaledb extension is not installed on the server (run scripts/setup)".into(),
+                "the timescaledb extension is not installed on the server (run scripts/setup)"
+                    .into(),
             ));
         }
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
@@ -134,8 +146,10 @@ impl Store {
 
     /// `(name, unit, description, id)` of every quantity as the database knows them.
     pub async fn quantities(&self) -> Result<Vec<(i16, String, String, String)>> {
-        Ok(sqlx::query_as("SELECT id, name, unit, description FROM quantities ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT id, name, unit, description FROM quantities ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

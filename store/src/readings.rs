@@ -32,8 +32,23 @@ pub struct LatestValue {
     pub value: f64,
 }
 
+#[derive(sqlx::FromRow)]
+struct LatestRow {
+    dev_eui: i64,
+    name: Option<String>,
+    kind: DeviceKind,
+    lat: f64,
+    lon: f64,
+    quantity: i16,
+    time: DateTime<Utc>,
+    value: f64,
+}
+
 fn quantity_of(id: i16) -> Result<Quantity> {
-    Quantity::from_id(id).ok_or(StoreError::Corrupt { column: "quantity", problem: format!("unknown id {id}") })
+    Quantity::from_id(id).ok_or(StoreError::Corrupt {
+        column: "quantity",
+        problem: format!("unknown id {id}"),
+    })
 }
 
 impl Store {
@@ -65,7 +80,13 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(q, time, value)| Ok(StoredReading { quantity: quantity_of(q)?, time, value }))
+            .map(|(q, time, value)| {
+                Ok(StoredReading {
+                    quantity: quantity_of(q)?,
+                    time,
+                    value,
+                })
+            })
             .collect()
     }
 
@@ -76,7 +97,7 @@ impl Store {
         bbox: Option<BBox>,
         public_only: bool,
     ) -> Result<Vec<LatestValue>> {
-        let rows: Vec<(i64, Option<String>, DeviceKind, f64, f64, i16, DateTime<Utc>, f64)> = sqlx::query_as(
+        let rows: Vec<LatestRow> = sqlx::query_as(
             "SELECT d.dev_eui, d.name, d.kind, d.lat, d.lon, l.quantity, l.time, l.value
              FROM latest_readings l JOIN devices d USING (dev_eui)
              WHERE d.lat IS NOT NULL
@@ -94,8 +115,17 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(e, name, kind, lat, lon, q, time, value)| {
-                Ok(LatestValue { dev_eui: DevEui::from_i64(e), name, kind, lat, lon, quantity: quantity_of(q)?, time, value })
+            .map(|r| {
+                Ok(LatestValue {
+                    dev_eui: DevEui::from_i64(r.dev_eui),
+                    name: r.name,
+                    kind: r.kind,
+                    lat: r.lat,
+                    lon: r.lon,
+                    quantity: quantity_of(r.quantity)?,
+                    time: r.time,
+                    value: r.value,
+                })
             })
             .collect()
     }
@@ -109,7 +139,13 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(q, time, value)| Ok(StoredReading { quantity: quantity_of(q)?, time, value }))
+            .map(|(q, time, value)| {
+                Ok(StoredReading {
+                    quantity: quantity_of(q)?,
+                    time,
+                    value,
+                })
+            })
             .collect()
     }
 
@@ -121,7 +157,12 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(Counts { readings, uplinks, dead_letters, devices })
+        Ok(Counts {
+            readings,
+            uplinks,
+            dead_letters,
+            devices,
+        })
     }
 }
 

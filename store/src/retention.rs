@@ -34,7 +34,7 @@ pub struct RawUplink {
 }
 
 /// A stored dead letter, for replay.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct StoredDeadLetter {
     pub id: i64,
     pub received_at: DateTime<Utc>,
@@ -46,17 +46,23 @@ pub struct StoredDeadLetter {
 
 impl Store {
     /// Drops whole chunks older than each table's retention, measured from `now`.
-    pub async fn apply_retention(&self, policy: RetentionPolicy, now: DateTime<Utc>) -> Result<RetentionOutcome> {
+    pub async fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<RetentionOutcome> {
         let drop = |table: &'static str, days: u32| async move {
             if days == 0 {
                 return Ok::<usize, crate::StoreError>(0);
             }
             let cutoff = now - Duration::days(i64::from(days));
-            let dropped: Vec<String> = sqlx::query_scalar("SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)::text")
-                .bind(table)
-                .bind(cutoff)
-                .fetch_all(&self.pool)
-                .await?;
+            let dropped: Vec<String> = sqlx::query_scalar(
+                "SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)::text",
+            )
+            .bind(table)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?;
             Ok(dropped.len())
         };
         Ok(RetentionOutcome {
@@ -76,33 +82,42 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RawUplink>> {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(String, i64, DateTime<Utc>, Option<i16>, Vec<u8>, Option<serde_json::Value>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT u.dedup_key, u.dev_eui, u.observed_at, u.f_port, u.payload, u.decoded, d.codec
+        let rows: Vec<(
+            String,
+            i64,
+            DateTime<Utc>,
+            Option<i16>,
+            Vec<u8>,
+            Option<serde_json::Value>,
+            Option<String>,
+        )> = sqlx::query_as(
+            "SELECT u.dedup_key, u.dev_eui, u.observed_at, u.f_port, u.payload, u.decoded, d.codec
                  FROM uplinks u LEFT JOIN devices d USING (dev_eui)
                  WHERE u.observed_at >= $1 AND u.observed_at < $2
                    AND ($3::timestamptz IS NULL OR (u.observed_at, u.dedup_key) > ($3, $4::text))
                  ORDER BY u.observed_at, u.dedup_key
                  LIMIT $5",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(after.as_ref().map(|a| a.0))
-            .bind(after.as_ref().map(|a| a.1.clone()))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(from)
+        .bind(to)
+        .bind(after.as_ref().map(|a| a.0))
+        .bind(after.as_ref().map(|a| a.1.clone()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(dedup_key, e, observed_at, f_port, payload, decoded, codec)| RawUplink {
-                dedup_key,
-                dev_eui: DevEui::from_i64(e),
-                observed_at,
-                f_port,
-                payload,
-                decoded,
-                codec,
-            })
+            .map(
+                |(dedup_key, e, observed_at, f_port, payload, decoded, codec)| RawUplink {
+                    dedup_key,
+                    dev_eui: DevEui::from_i64(e),
+                    observed_at,
+                    f_port,
+                    payload,
+                    decoded,
+                    codec,
+                },
+            )
             .collect())
     }
 
@@ -125,7 +140,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let keys: Vec<String> = uplinks.iter().map(|(u, _)| u.dedup_key.clone()).collect();
-        let unmapped: Vec<serde_json::Value> = uplinks.iter().map(|(_, un)| serde_json::json!(un)).collect();
+        let unmapped: Vec<serde_json::Value> = uplinks
+            .iter()
+            .map(|(_, un)| serde_json::json!(un))
+            .collect();
         sqlx::query(
             "UPDATE uplinks u SET unmapped = ARRAY(SELECT jsonb_array_elements_text(x.un))
              FROM UNNEST($1::text[], $2::timestamptz[], $3::jsonb[]) AS x(k, t, un)
@@ -136,7 +154,11 @@ impl Store {
         .bind(&unmapped)
         .execute(&mut *tx)
         .await?;
-        let n = if readings.is_empty() { 0 } else { insert_readings(&mut tx, readings).await? };
+        let n = if readings.is_empty() {
+            0
+        } else {
+            insert_readings(&mut tx, readings).await?
+        };
         if !readings.is_empty() {
             upsert_latest(&mut tx, readings).await?;
         }
@@ -145,8 +167,13 @@ impl Store {
     }
 
     /// Dead letters received in `[from, to)` that were not replayed yet.
-    pub async fn dead_letters(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: u32) -> Result<Vec<StoredDeadLetter>> {
-        let rows: Vec<(i64, DateTime<Utc>, String, String, Vec<u8>, i32)> = sqlx::query_as(
+    pub async fn dead_letters(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StoredDeadLetter>> {
+        Ok(sqlx::query_as(
             "SELECT id, received_at, topic, reason, payload, payload_size FROM dead_letters
              WHERE received_at >= $1 AND received_at < $2 AND replayed_at IS NULL
              ORDER BY received_at, id LIMIT $3",
@@ -155,18 +182,7 @@ impl Store {
         .bind(to)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, received_at, topic, reason, payload, payload_size)| StoredDeadLetter {
-                id,
-                received_at,
-                topic,
-                reason,
-                payload,
-                payload_size,
-            })
-            .collect())
+        .await?)
     }
 
     /// Marks dead letters as replayed (their content went through the pipeline again).

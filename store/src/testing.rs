@@ -17,11 +17,19 @@ pub fn admin_url() -> String {
 pub async fn create_database() -> Result<String> {
     let admin = admin_url();
     let name = format!("stadtpuls_test_{}", uuid::Uuid::new_v4().simple());
-    let pool = PgPoolOptions::new().max_connections(1).connect(&admin).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin)
+        .await?;
     // Identifiers cannot be bound; the name is generated above from hex digits only.
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await?;
     pool.close().await;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin);
     Ok(format!("{base}/{name}"))
 }
 

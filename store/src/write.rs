@@ -96,8 +96,12 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
         }
         for reading in &r.readings {
             match reading.quantity {
-                Quantity::Battery => newer(&mut d.battery_percent, reading.observed_at, reading.value),
-                Quantity::BatteryVoltage => newer(&mut d.battery_voltage, reading.observed_at, reading.value),
+                Quantity::Battery => {
+                    newer(&mut d.battery_percent, reading.observed_at, reading.value)
+                }
+                Quantity::BatteryVoltage => {
+                    newer(&mut d.battery_voltage, reading.observed_at, reading.value)
+                }
                 _ => {}
             }
         }
@@ -110,7 +114,12 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
     }
     for e in &batch.events {
         match e {
-            DeviceEvent::Status { dev_eui, battery_percent, at, .. } => {
+            DeviceEvent::Status {
+                dev_eui,
+                battery_percent,
+                at,
+                ..
+            } => {
                 let d = seen.entry(*dev_eui).or_default();
                 if let Some(at) = at {
                     d.saw(*at);
@@ -119,7 +128,11 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
                     newer(&mut d.battery_percent, *at, *p);
                 }
             }
-            DeviceEvent::Location { dev_eui, location, at } => {
+            DeviceEvent::Location {
+                dev_eui,
+                location,
+                at,
+            } => {
                 let d = seen.entry(*dev_eui).or_default();
                 let at = at.unwrap_or(DateTime::<Utc>::MIN_UTC);
                 if d.location.is_none_or(|(t, _, _)| t <= at) {
@@ -147,7 +160,8 @@ impl Store {
         let devices = collect_devices(batch);
         if !devices.is_empty() {
             let n = devices.len();
-            let (mut eui, mut name, mut ns, mut app) = (Vec::with_capacity(n), vec![], vec![], vec![]);
+            let (mut eui, mut name, mut ns, mut app) =
+                (Vec::with_capacity(n), vec![], vec![], vec![]);
             let (mut first, mut last) = (vec![], vec![]);
             let (mut bp, mut bv, mut bat) = (vec![], vec![], vec![]);
             let (mut lat, mut lon) = (vec![], vec![]);
@@ -160,7 +174,11 @@ impl Store {
                 last.push(d.last);
                 bp.push(d.battery_percent.map(|b| b.1));
                 bv.push(d.battery_voltage.map(|b| b.1));
-                bat.push(d.battery_percent.map(|b| b.0).max(d.battery_voltage.map(|b| b.0)));
+                bat.push(
+                    d.battery_percent
+                        .map(|b| b.0)
+                        .max(d.battery_voltage.map(|b| b.0)),
+                );
                 lat.push(d.location.map(|l| l.1));
                 lon.push(d.location.map(|l| l.2));
             }
@@ -215,7 +233,8 @@ impl Store {
             let n = batch.uplinks.len();
             let mut key = Vec::with_capacity(n);
             let (mut obs, mut rec, mut ing, mut eui) = (vec![], vec![], vec![], vec![]);
-            let (mut ns, mut app, mut topic, mut fcnt, mut fport) = (vec![], vec![], vec![], vec![], vec![]);
+            let (mut ns, mut app, mut topic, mut fcnt, mut fport) =
+                (vec![], vec![], vec![], vec![], vec![]);
             let (mut payload, mut decoded, mut radio, mut loc) = (vec![], vec![], vec![], vec![]);
             let (mut unmapped, mut sim) = (vec![], vec![]);
             // A batch may itself contain the same uplink twice (redelivery inside one batch).
@@ -300,9 +319,13 @@ impl Store {
             .events
             .iter()
             .filter_map(|e| match e {
-                DeviceEvent::Status { dev_eui, at, battery_percent: None, external_power: true, .. } => {
-                    Some((dev_eui.as_i64(), *at))
-                }
+                DeviceEvent::Status {
+                    dev_eui,
+                    at,
+                    battery_percent: None,
+                    external_power: true,
+                    ..
+                } => Some((dev_eui.as_i64(), *at)),
                 _ => None,
             })
             .collect();
@@ -323,7 +346,10 @@ impl Store {
             let reason: Vec<_> = d.iter().map(|x| x.reason.clone()).collect();
             let detail: Vec<_> = d.iter().map(|x| x.detail.clone()).collect();
             let payload: Vec<_> = d.iter().map(|x| x.payload.clone()).collect();
-            let size: Vec<i32> = d.iter().map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX)).collect();
+            let size: Vec<i32> = d
+                .iter()
+                .map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX))
+                .collect();
             sqlx::query(
                 "INSERT INTO dead_letters (received_at, topic, reason, detail, payload, payload_size)
                  SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::int4[])",
@@ -352,7 +378,8 @@ pub(crate) async fn insert_readings(
     // One value per (device, quantity, time) inside a statement, or ON CONFLICT would refuse.
     let mut uniq: HashMap<(i64, i16, DateTime<Utc>), f64> = HashMap::with_capacity(rows.len());
     for (e, r) in rows {
-        uniq.entry((e.as_i64(), r.quantity.id(), r.observed_at)).or_insert(r.value);
+        uniq.entry((e.as_i64(), r.quantity.id(), r.observed_at))
+            .or_insert(r.value);
     }
     let mut eui = Vec::with_capacity(uniq.len());
     let (mut q, mut t, mut v) = (vec![], vec![], vec![]);
@@ -377,10 +404,15 @@ pub(crate) async fn insert_readings(
 }
 
 /// Keeps `latest_readings` at the newest value per device and quantity.
-pub(crate) async fn upsert_latest(tx: &mut sqlx::PgConnection, rows: &[(DevEui, Reading)]) -> Result<()> {
+pub(crate) async fn upsert_latest(
+    tx: &mut sqlx::PgConnection,
+    rows: &[(DevEui, Reading)],
+) -> Result<()> {
     let mut newest: HashMap<(i64, i16), (DateTime<Utc>, f64)> = HashMap::new();
     for (e, r) in rows {
-        let slot = newest.entry((e.as_i64(), r.quantity.id())).or_insert((r.observed_at, r.value));
+        let slot = newest
+            .entry((e.as_i64(), r.quantity.id()))
+            .or_insert((r.observed_at, r.value));
         if r.observed_at > slot.0 {
             *slot = (r.observed_at, r.value);
         }

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use stadtpuls_gateways::{DevEui, DeviceEvent, Location, NetworkServer, Quantity, Reading, TxInfo, Uplink};
+use stadtpuls_gateways::{
+    DevEui, DeviceEvent, Location, NetworkServer, Quantity, Reading, TxInfo, Uplink,
+};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
@@ -31,7 +33,14 @@ fn uplink(key: &str, eui: u64, at: DateTime<Utc>, readings: &[(Quantity, f64)]) 
         },
         topic: "application/x/device/y/event/up".into(),
         ingested_at: at,
-        readings: readings.iter().map(|(q, v)| Reading { quantity: *q, value: *v, observed_at: at }).collect(),
+        readings: readings
+            .iter()
+            .map(|(q, v)| Reading {
+                quantity: *q,
+                value: *v,
+                observed_at: at,
+            })
+            .collect(),
         unmapped: vec!["foo".into()],
     }
 }
@@ -55,22 +64,57 @@ async fn the_same_batch_twice_stores_once_and_auto_registers_privately() {
     let at = t("2024-05-01T10:00:00Z");
     let batch = Batch {
         uplinks: vec![
-            uplink("a", 0x0102030405060708, at, &[(Quantity::Temperature, 21.5), (Quantity::Battery, 87.0)]),
-            uplink("b", 0x0102030405060708, at + Duration::minutes(5), &[(Quantity::Temperature, 22.0)]),
+            uplink(
+                "a",
+                0x0102030405060708,
+                at,
+                &[(Quantity::Temperature, 21.5), (Quantity::Battery, 87.0)],
+            ),
+            uplink(
+                "b",
+                0x0102030405060708,
+                at + Duration::minutes(5),
+                &[(Quantity::Temperature, 22.0)],
+            ),
             // A redelivery inside the same batch.
-            uplink("b", 0x0102030405060708, at + Duration::minutes(5), &[(Quantity::Temperature, 22.0)]),
+            uplink(
+                "b",
+                0x0102030405060708,
+                at + Duration::minutes(5),
+                &[(Quantity::Temperature, 22.0)],
+            ),
         ],
         ..Default::default()
     };
     let first = store.write_batch(&batch).await.unwrap();
-    assert_eq!((first.new_uplinks, first.duplicate_uplinks, first.readings, first.registered_devices), (2, 1, 3, 1));
+    assert_eq!(
+        (
+            first.new_uplinks,
+            first.duplicate_uplinks,
+            first.readings,
+            first.registered_devices
+        ),
+        (2, 1, 3, 1)
+    );
     let again = store.write_batch(&batch).await.unwrap();
-    assert_eq!((again.new_uplinks, again.duplicate_uplinks, again.readings, again.registered_devices), (0, 3, 0, 0));
+    assert_eq!(
+        (
+            again.new_uplinks,
+            again.duplicate_uplinks,
+            again.readings,
+            again.registered_devices
+        ),
+        (0, 3, 0, 0)
+    );
     assert!(again.stored.is_empty());
     let c = store.counts().await.unwrap();
     assert_eq!((c.uplinks, c.readings, c.devices), (2, 3, 1));
 
-    let d = store.device(DevEui(0x0102030405060708)).await.unwrap().unwrap();
+    let d = store
+        .device(DevEui(0x0102030405060708))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.visibility, Visibility::Private);
     assert!(d.auto_registered);
     assert_eq!((d.lat, d.lon), (None, None));
@@ -80,15 +124,39 @@ async fn the_same_batch_twice_stores_once_and_auto_registers_privately() {
     assert_eq!(d.last_seen, Some(at + Duration::minutes(5)));
     assert_eq!(d.network_server.as_deref(), Some("chirpstack_v4"));
 
-    let latest = store.latest_of_device(DevEui(0x0102030405060708)).await.unwrap();
-    let temp = latest.iter().find(|r| r.quantity == Quantity::Temperature).unwrap();
+    let latest = store
+        .latest_of_device(DevEui(0x0102030405060708))
+        .await
+        .unwrap();
+    let temp = latest
+        .iter()
+        .find(|r| r.quantity == Quantity::Temperature)
+        .unwrap();
     assert_eq!((temp.value, temp.time), (22.0, at + Duration::minutes(5)));
 
     // An older uplink arriving late does not overwrite the latest value.
-    let late = Batch { uplinks: vec![uplink("c", 0x0102030405060708, at - Duration::hours(1), &[(Quantity::Temperature, 5.0)])], ..Default::default() };
+    let late = Batch {
+        uplinks: vec![uplink(
+            "c",
+            0x0102030405060708,
+            at - Duration::hours(1),
+            &[(Quantity::Temperature, 5.0)],
+        )],
+        ..Default::default()
+    };
     store.write_batch(&late).await.unwrap();
-    let latest = store.latest_of_device(DevEui(0x0102030405060708)).await.unwrap();
-    assert_eq!(latest.iter().find(|r| r.quantity == Quantity::Temperature).unwrap().value, 22.0);
+    let latest = store
+        .latest_of_device(DevEui(0x0102030405060708))
+        .await
+        .unwrap();
+    assert_eq!(
+        latest
+            .iter()
+            .find(|r| r.quantity == Quantity::Temperature)
+            .unwrap()
+            .value,
+        22.0
+    );
 }
 
 #[tokio::test]
@@ -96,28 +164,68 @@ async fn readings_page_newest_first_with_a_cursor() {
     let store = fresh_store().await.unwrap();
     let base = t("2024-05-01T00:00:00Z");
     let uplinks: Vec<_> = (0..25)
-        .map(|i| uplink(&format!("k{i}"), 42, base + Duration::minutes(i), &[(Quantity::Temperature, i as f64), (Quantity::Humidity, 50.0 + i as f64)]))
+        .map(|i| {
+            uplink(
+                &format!("k{i}"),
+                42,
+                base + Duration::minutes(i),
+                &[
+                    (Quantity::Temperature, i as f64),
+                    (Quantity::Humidity, 50.0 + i as f64),
+                ],
+            )
+        })
         .collect();
-    store.write_batch(&Batch { uplinks, ..Default::default() }).await.unwrap();
+    store
+        .write_batch(&Batch {
+            uplinks,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let (from, to) = (base, base + Duration::days(1));
     let mut all = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.readings(DevEui(42), None, from, to, cursor, 7).await.unwrap();
+        let page = store
+            .readings(DevEui(42), None, from, to, cursor, 7)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
         let last = page.last().unwrap();
-        cursor = Some(ReadingCursor { time: last.time, quantity: last.quantity });
+        cursor = Some(ReadingCursor {
+            time: last.time,
+            quantity: last.quantity,
+        });
         all.extend(page);
     }
     assert_eq!(all.len(), 50);
     assert_eq!(all[0].time, base + Duration::minutes(24));
     assert_eq!((all[0].quantity, all[0].value), (Quantity::Humidity, 74.0));
-    assert_eq!((all[1].quantity, all[1].value), (Quantity::Temperature, 24.0));
-    assert!(all.windows(2).all(|w| (w[0].time, w[0].quantity) > (w[1].time, w[1].quantity)));
-    let temps = store.readings(DevEui(42), Some(Quantity::Temperature), from, base + Duration::minutes(10), None, 100).await.unwrap();
-    assert_eq!(temps.iter().map(|r| r.value).collect::<Vec<_>>(), (0..10).rev().map(|i| i as f64).collect::<Vec<_>>());
+    assert_eq!(
+        (all[1].quantity, all[1].value),
+        (Quantity::Temperature, 24.0)
+    );
+    assert!(all
+        .windows(2)
+        .all(|w| (w[0].time, w[0].quantity) > (w[1].time, w[1].quantity)));
+    let temps = store
+        .readings(
+            DevEui(42),
+            Some(Quantity::Temperature),
+            from,
+            base + Duration::minutes(10),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        temps.iter().map(|r| r.value).collect::<Vec<_>>(),
+        (0..10).rev().map(|i| i as f64).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -133,30 +241,96 @@ async fn import_updates_and_pins_locations_against_network_events() {
         site_id: Some("hbf".into()),
         room_id: None,
     };
-    let free = NewDevice { dev_eui: DevEui(8), location: None, name: None, ..dev.clone() };
-    assert_eq!(store.import_devices(&[dev.clone(), free]).await.unwrap(), ImportOutcome { inserted: 2, updated: 0 });
+    let free = NewDevice {
+        dev_eui: DevEui(8),
+        location: None,
+        name: None,
+        ..dev.clone()
+    };
+    assert_eq!(
+        store.import_devices(&[dev.clone(), free]).await.unwrap(),
+        ImportOutcome {
+            inserted: 2,
+            updated: 0
+        }
+    );
     dev.name = Some("Bay 7 (renamed)".into());
-    assert_eq!(store.import_devices(&[dev]).await.unwrap(), ImportOutcome { inserted: 0, updated: 1 });
-    let loc = |lat, lon| Location { lat, lon, alt: None, source: Some("GPS".into()) };
+    assert_eq!(
+        store.import_devices(&[dev]).await.unwrap(),
+        ImportOutcome {
+            inserted: 0,
+            updated: 1
+        }
+    );
+    let loc = |lat, lon| Location {
+        lat,
+        lon,
+        alt: None,
+        source: Some("GPS".into()),
+    };
     let at = Some(t("2024-05-01T10:00:00Z"));
     let events = vec![
-        DeviceEvent::Location { dev_eui: DevEui(7), location: loc(1.0, 2.0), at },
-        DeviceEvent::Location { dev_eui: DevEui(8), location: loc(51.5, 7.4), at },
-        DeviceEvent::Status { dev_eui: DevEui(8), battery_percent: Some(55.0), external_power: false, margin: Some(7), at },
+        DeviceEvent::Location {
+            dev_eui: DevEui(7),
+            location: loc(1.0, 2.0),
+            at,
+        },
+        DeviceEvent::Location {
+            dev_eui: DevEui(8),
+            location: loc(51.5, 7.4),
+            at,
+        },
+        DeviceEvent::Status {
+            dev_eui: DevEui(8),
+            battery_percent: Some(55.0),
+            external_power: false,
+            margin: Some(7),
+            at,
+        },
     ];
-    store.write_batch(&Batch { events, ..Default::default() }).await.unwrap();
+    store
+        .write_batch(&Batch {
+            events,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let d7 = store.device(DevEui(7)).await.unwrap().unwrap();
     assert_eq!(d7.name.as_deref(), Some("Bay 7 (renamed)"));
-    assert_eq!((d7.lat, d7.lon, d7.location_source.as_deref()), (Some(51.5136), Some(7.4653), Some("registry")));
+    assert_eq!(
+        (d7.lat, d7.lon, d7.location_source.as_deref()),
+        (Some(51.5136), Some(7.4653), Some("registry"))
+    );
     let d8 = store.device(DevEui(8)).await.unwrap().unwrap();
-    assert_eq!((d8.lat, d8.lon, d8.location_source.as_deref()), (Some(51.5), Some(7.4), Some("network")));
+    assert_eq!(
+        (d8.lat, d8.lon, d8.location_source.as_deref()),
+        (Some(51.5), Some(7.4), Some("network"))
+    );
     assert_eq!(d8.battery_percent, Some(55.0));
-    let public = store.devices(DeviceFilter { bbox: Some(BBox { min_lon: 7.4, min_lat: 51.5, max_lon: 7.5, max_lat: 51.6 }), public_only: true }).await.unwrap();
-    assert_eq!(public.iter().map(|d| d.dev_eui.0).collect::<Vec<_>>(), vec![7, 8]);
+    let public = store
+        .devices(DeviceFilter {
+            bbox: Some(BBox {
+                min_lon: 7.4,
+                min_lat: 51.5,
+                max_lon: 7.5,
+                max_lat: 51.6,
+            }),
+            public_only: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        public.iter().map(|d| d.dev_eui.0).collect::<Vec<_>>(),
+        vec![7, 8]
+    );
     let dir = store.directory_since(None).await.unwrap();
     assert_eq!(dir.len(), 2);
     assert_eq!(dir[0].codec.as_deref(), Some("bosch_parking"));
-    assert!(store.directory_since(Some(dir.iter().map(|d| d.updated_at).max().unwrap())).await.unwrap().is_empty());
+    assert!(store
+        .directory_since(Some(dir.iter().map(|d| d.updated_at).max().unwrap()))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -164,18 +338,35 @@ async fn retention_drops_old_chunks_but_keeps_readings_by_default() {
     let store = fresh_store().await.unwrap();
     let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
     let old = now - Duration::days(120);
-    let dl = DeadLetter { received_at: old, topic: "t".into(), reason: "invalid_json".into(), detail: "x".into(), payload: b"{".to_vec(), payload_size: 1 };
+    let dl = DeadLetter {
+        received_at: old,
+        topic: "t".into(),
+        reason: "invalid_json".into(),
+        detail: "x".into(),
+        payload: b"{".to_vec(),
+        payload_size: 1,
+    };
     store
         .write_batch(&Batch {
-            uplinks: vec![uplink("old", 1, old, &[(Quantity::Co2, 900.0)]), uplink("new", 1, now - Duration::days(1), &[(Quantity::Co2, 700.0)])],
+            uplinks: vec![
+                uplink("old", 1, old, &[(Quantity::Co2, 900.0)]),
+                uplink("new", 1, now - Duration::days(1), &[(Quantity::Co2, 700.0)]),
+            ],
             dead_letters: vec![dl],
             ..Default::default()
         })
         .await
         .unwrap();
-    let policy = RetentionPolicy { uplinks_days: 90, dead_letters_days: 30, readings_days: 0 };
+    let policy = RetentionPolicy {
+        uplinks_days: 90,
+        dead_letters_days: 30,
+        readings_days: 0,
+    };
     let o = store.apply_retention(policy, now).await.unwrap();
-    assert_eq!((o.uplinks_chunks, o.dead_letters_chunks, o.readings_chunks), (1, 1, 0));
+    assert_eq!(
+        (o.uplinks_chunks, o.dead_letters_chunks, o.readings_chunks),
+        (1, 1, 0)
+    );
     let c = store.counts().await.unwrap();
     assert_eq!((c.uplinks, c.dead_letters, c.readings), (1, 0, 2));
 }
@@ -185,33 +376,95 @@ async fn replace_readings_rebuilds_from_raw_uplinks() {
     let store = fresh_store().await.unwrap();
     let at = t("2024-05-01T10:00:00Z");
     store
-        .write_batch(&Batch { uplinks: vec![uplink("a", 9, at, &[(Quantity::Temperature, 99.0)])], ..Default::default() })
+        .write_batch(&Batch {
+            uplinks: vec![uplink("a", 9, at, &[(Quantity::Temperature, 99.0)])],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    let raw = store.raw_uplinks(at - Duration::hours(1), at + Duration::hours(1), None, 10).await.unwrap();
+    let raw = store
+        .raw_uplinks(at - Duration::hours(1), at + Duration::hours(1), None, 10)
+        .await
+        .unwrap();
     assert_eq!(raw.len(), 1);
-    assert_eq!(raw[0].decoded, Some(serde_json::json!({"temperature": 21.5})));
+    assert_eq!(
+        raw[0].decoded,
+        Some(serde_json::json!({"temperature": 21.5}))
+    );
     assert_eq!(raw[0].payload, vec![1, 2, 3]);
     let n = store
-        .replace_readings(&[(raw[0].clone(), vec![])], &[(DevEui(9), Reading { quantity: Quantity::Temperature, value: 21.5, observed_at: at })])
+        .replace_readings(
+            &[(raw[0].clone(), vec![])],
+            &[(
+                DevEui(9),
+                Reading {
+                    quantity: Quantity::Temperature,
+                    value: 21.5,
+                    observed_at: at,
+                },
+            )],
+        )
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let r = store.readings(DevEui(9), None, at - Duration::hours(1), at + Duration::hours(1), None, 10).await.unwrap();
-    assert_eq!(r.iter().map(|r| (r.quantity, r.value)).collect::<Vec<_>>(), vec![(Quantity::Temperature, 21.5)]);
-    assert_eq!(store.latest_of_device(DevEui(9)).await.unwrap()[0].value, 21.5);
+    let r = store
+        .readings(
+            DevEui(9),
+            None,
+            at - Duration::hours(1),
+            at + Duration::hours(1),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter().map(|r| (r.quantity, r.value)).collect::<Vec<_>>(),
+        vec![(Quantity::Temperature, 21.5)]
+    );
+    assert_eq!(
+        store.latest_of_device(DevEui(9)).await.unwrap()[0].value,
+        21.5
+    );
 }
 
 #[tokio::test]
 async fn dead_letters_are_kept_and_replay_marks_them() {
     let store = fresh_store().await.unwrap();
     let at = t("2024-05-01T10:00:00Z");
-    let dl = DeadLetter { received_at: at, topic: "application/a/device/b/event/up".into(), reason: "invalid_json".into(), detail: "EOF".into(), payload: b"{\"a\":".to_vec(), payload_size: 5 };
-    let o = store.write_batch(&Batch { dead_letters: vec![dl], ..Default::default() }).await.unwrap();
+    let dl = DeadLetter {
+        received_at: at,
+        topic: "application/a/device/b/event/up".into(),
+        reason: "invalid_json".into(),
+        detail: "EOF".into(),
+        payload: b"{\"a\":".to_vec(),
+        payload_size: 5,
+    };
+    let o = store
+        .write_batch(&Batch {
+            dead_letters: vec![dl],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(o.dead_letters, 1);
-    let rows = store.dead_letters(at - Duration::hours(1), at + Duration::hours(1), 10).await.unwrap();
+    let rows = store
+        .dead_letters(at - Duration::hours(1), at + Duration::hours(1), 10)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].reason.as_str(), rows[0].payload.as_slice(), rows[0].payload_size), ("invalid_json", b"{\"a\":".as_slice(), 5));
+    assert_eq!(
+        (
+            rows[0].reason.as_str(),
+            rows[0].payload.as_slice(),
+            rows[0].payload_size
+        ),
+        ("invalid_json", b"{\"a\":".as_slice(), 5)
+    );
     store.mark_replayed(&[rows[0].id], at).await.unwrap();
-    assert!(store.dead_letters(at - Duration::hours(1), at + Duration::hours(1), 10).await.unwrap().is_empty());
+    assert!(store
+        .dead_letters(at - Duration::hours(1), at + Duration::hours(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

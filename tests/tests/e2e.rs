@@ -20,16 +20,26 @@ use tokio_util::sync::CancellationToken;
 /// The metrics recorder is process-wide; install it once for this test binary.
 fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap()).clone()
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+        .clone()
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn mqtt_host() -> (String, u16) {
     let host = std::env::var("STADTPULS_TEST_MQTT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port = std::env::var("STADTPULS_TEST_MQTT_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(1883);
+    let port = std::env::var("STADTPULS_TEST_MQTT_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1883);
     (host, port)
 }
 
@@ -45,8 +55,18 @@ struct TestApp {
 
 impl TestApp {
     async fn start() -> TestApp {
+        TestApp::start_with(&[]).await
+    }
+
+    /// Starts the app on a fresh database whose registry already holds `devices`.
+    async fn start_with(devices: &[NewDevice]) -> TestApp {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let url = stadtpuls_store::testing::create_database().await.unwrap();
+        let store = Store::connect(&url, 2, Duration::from_secs(10))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.import_devices(devices).await.unwrap();
         let (host, port) = mqtt_host();
         let mut s = Settings::default();
         s.database.url = url.clone();
@@ -56,12 +76,21 @@ impl TestApp {
         s.mqtt.client_id = format!("stadtpuls-test-{id}");
         s.mqtt.topic_prefix = format!("stadtpuls-test/{id}/");
         s.http.listen = "127.0.0.1:0".into();
+        s.ingest.registry_refresh_ms = 100;
         let settings = Arc::new(s);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app::run(settings.clone(), Parts { ingest: true, api: true }, Some(listener), Some(metrics()), shutdown.clone()));
-        let store = Store::connect(&url, 2, Duration::from_secs(10)).await.unwrap();
+        let task = tokio::spawn(app::run(
+            settings.clone(),
+            Parts {
+                ingest: true,
+                api: true,
+            },
+            Some(listener),
+            Some(metrics()),
+            shutdown.clone(),
+        ));
 
         let mut o = MqttOptions::new(format!("stadtpuls-test-pub-{id}"), host, port);
         o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
@@ -69,25 +98,59 @@ impl TestApp {
         // Publisher event loop: drives the publishes and their PubAcks.
         tokio::spawn(async move { while el.poll().await.is_ok() {} });
 
-        let app = TestApp { base, prefix: settings.mqtt.topic_prefix.clone(), store, http: reqwest::Client::new(), publisher, shutdown, task };
+        let app = TestApp {
+            base,
+            prefix: settings.mqtt.topic_prefix.clone(),
+            store,
+            http: reqwest::Client::new(),
+            publisher,
+            shutdown,
+            task,
+        };
         // Ready when the ingest is subscribed (messages before that would not be queued).
-        app.wait_for("ingest subscribed", || async { app.get_json("/health").await.1["ingest"]["subscribed"] == json!(true) }).await;
+        app.wait_for("ingest subscribed", || async {
+            app.get_json("/health").await.1["ingest"]["subscribed"] == json!(true)
+        })
+        .await;
         app
     }
 
     async fn publish(&self, topic: &str, payload: Vec<u8>) {
-        self.publisher.publish(format!("{}{topic}", self.prefix), QoS::AtLeastOnce, false, payload).await.unwrap();
+        self.publisher
+            .publish(
+                format!("{}{topic}", self.prefix),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
     }
 
     async fn get_json(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get_text(&self, path: &str) -> String {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap().text().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Polls `cond` every 50 ms for up to 20 s.
@@ -105,23 +168,32 @@ impl TestApp {
         panic!("timed out waiting for: {what}");
     }
 
-    async fn register(&self, eui: &str, kind: DeviceKind, codec: Option<&str>, visibility: Visibility, location: Option<(f64, f64)>) {
-        let d = NewDevice {
-            dev_eui: DevEui::parse_hex(eui).unwrap(),
-            name: Some(format!("test {eui}")),
-            kind,
-            codec: codec.map(String::from),
-            visibility,
-            location,
-            site_id: None,
-            room_id: None,
-        };
-        self.store.import_devices(&[d]).await.unwrap();
-    }
-
     async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("app stops within 10 s").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("app stops within 10 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn device(
+    eui: &str,
+    kind: DeviceKind,
+    codec: Option<&str>,
+    visibility: Visibility,
+    location: Option<(f64, f64)>,
+) -> NewDevice {
+    NewDevice {
+        dev_eui: DevEui::parse_hex(eui).unwrap(),
+        name: Some(format!("test {eui}")),
+        kind,
+        codec: codec.map(String::from),
+        visibility,
+        location,
+        site_id: None,
+        room_id: None,
     }
 }
 
@@ -131,7 +203,13 @@ fn readings_of(body: &Value) -> Vec<(String, f64, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["quantity"].as_str().unwrap().to_string(), r["value"].as_f64().unwrap(), r["unit"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["quantity"].as_str().unwrap().to_string(),
+                r["value"].as_f64().unwrap(),
+                r["unit"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -139,13 +217,27 @@ fn readings_of(body: &Value) -> Vec<(String, f64, String)> {
 
 #[tokio::test]
 async fn chirpstack_raw_payload_is_decoded_by_the_device_codec_and_served() {
-    let app = TestApp::start().await;
-    app.register("1000000000000001", DeviceKind::AirQuality, Some("milesight_am319"), Visibility::Public, Some((51.5136, 7.4653))).await;
-    // The ingest picks up registry changes every 5 s; wait until the codec is known.
-    tokio::time::sleep(Duration::from_millis(5500)).await;
-    app.publish("application/ca739e26-7b67-4f14-b69e-d568c22a5a75/device/1000000000000001/event/up", fixture("chirpstack-v4-up-milesight-am319-tb.json")).await;
-    let path = "/v1/devices/1000000000000001/readings?from=2023-05-22T00:00:00Z&to=2023-05-23T00:00:00Z";
-    app.wait_for("AM319 readings", || async { app.get_json(path).await.1["items"].as_array().is_some_and(|a| a.len() >= 9) }).await;
+    let app = TestApp::start_with(&[device(
+        "1000000000000001",
+        DeviceKind::AirQuality,
+        Some("milesight_am319"),
+        Visibility::Public,
+        Some((51.5136, 7.4653)),
+    )])
+    .await;
+    app.publish(
+        "application/ca739e26-7b67-4f14-b69e-d568c22a5a75/device/1000000000000001/event/up",
+        fixture("chirpstack-v4-up-milesight-am319-tb.json"),
+    )
+    .await;
+    let path =
+        "/v1/devices/1000000000000001/readings?from=2023-05-22T00:00:00Z&to=2023-05-23T00:00:00Z";
+    app.wait_for("AM319 readings", || async {
+        app.get_json(path).await.1["items"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 9)
+    })
+    .await;
     let (status, body) = app.get_json(path).await;
     assert_eq!(status, 200);
     let got = readings_of(&body);
@@ -165,9 +257,14 @@ async fn chirpstack_raw_payload_is_decoded_by_the_device_codec_and_served() {
         assert_eq!((q.as_str(), u.as_str()), (wq, wu));
         assert!((v - wv).abs() < 1e-9, "{q}: {v} != {wv}");
     }
-    assert_eq!(body["items"][0]["time"], json!("2023-05-22T07:47:05.404859Z"));
+    assert_eq!(
+        body["items"][0]["time"],
+        json!("2023-05-22T07:47:05.404859Z")
+    );
 
-    let (status, latest) = app.get_json("/v1/latest?quantity=co2&bbox=7.4,51.5,7.5,51.6").await;
+    let (status, latest) = app
+        .get_json("/v1/latest?quantity=co2&bbox=7.4,51.5,7.5,51.6")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(latest["type"], json!("FeatureCollection"));
     let f = &latest["features"][0];
@@ -187,16 +284,40 @@ async fn chirpstack_raw_payload_is_decoded_by_the_device_codec_and_served() {
 
 #[tokio::test]
 async fn the_things_stack_uplink_is_stored_with_radio_metadata() {
-    let app = TestApp::start().await;
-    app.register("1000000000000001", DeviceKind::ParkingBay, Some("bosch_parking"), Visibility::Public, Some((51.5178, 7.4593))).await;
-    tokio::time::sleep(Duration::from_millis(5500)).await;
-    app.publish("v3/application-tts-name@ttn/devices/eui-1000000000000001/up", fixture("tts-v3-uplink-ttn-bosch-parking-tb.json")).await;
-    let path = "/v1/devices/1000000000000001/readings?from=2023-05-19T00:00:00Z&to=2023-05-20T00:00:00Z";
-    app.wait_for("parking readings", || async { app.get_json(path).await.1["items"].as_array().is_some_and(|a| a.len() >= 2) }).await;
+    let app = TestApp::start_with(&[device(
+        "1000000000000001",
+        DeviceKind::ParkingBay,
+        Some("bosch_parking"),
+        Visibility::Public,
+        Some((51.5178, 7.4593)),
+    )])
+    .await;
+    app.publish(
+        "v3/application-tts-name@ttn/devices/eui-1000000000000001/up",
+        fixture("tts-v3-uplink-ttn-bosch-parking-tb.json"),
+    )
+    .await;
+    let path =
+        "/v1/devices/1000000000000001/readings?from=2023-05-19T00:00:00Z&to=2023-05-20T00:00:00Z";
+    app.wait_for("parking readings", || async {
+        app.get_json(path).await.1["items"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 2)
+    })
+    .await;
     let got = readings_of(&app.get_json(path).await.1);
-    assert_eq!(got, vec![("occupied".to_string(), 1.0, "1".to_string()), ("temperature".to_string(), 18.0, "°C".to_string())]);
-    let (key, ns, fcnt, radio): (String, String, i64, Value) =
-        fetch_one(&app.store, "SELECT dedup_key, network_server, f_cnt, radio FROM uplinks").await;
+    assert_eq!(
+        got,
+        vec![
+            ("occupied".to_string(), 1.0, "1".to_string()),
+            ("temperature".to_string(), 18.0, "°C".to_string())
+        ]
+    );
+    let (key, ns, fcnt, radio): (String, String, i64, Value) = fetch_one(
+        &app.store,
+        "SELECT dedup_key, network_server, f_cnt, radio FROM uplinks",
+    )
+    .await;
     assert_eq!(key, "as:up:01H0S7ZJQ9MQPMVY49FT3SE07M");
     assert_eq!(ns, "tts_v3");
     assert_eq!(fcnt, 10335);
@@ -216,13 +337,22 @@ async fn a_duplicate_delivery_is_stored_once() {
     let mut marker: Value = serde_json::from_slice(&up).unwrap();
     marker["deduplicationId"] = json!("00000000-0000-4000-8000-000000000001");
     marker["time"] = json!("2022-07-18T09:35:15+00:00");
-    app.publish(topic, serde_json::to_vec(&marker).unwrap()).await;
-    app.wait_for("marker stored", || async { app.store.counts().await.unwrap().uplinks >= 2 }).await;
+    app.publish(topic, serde_json::to_vec(&marker).unwrap())
+        .await;
+    app.wait_for("marker stored", || async {
+        app.store.counts().await.unwrap().uplinks >= 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let c = app.store.counts().await.unwrap();
     assert_eq!(c.uplinks, 2, "duplicate stored twice");
     // The unknown device was auto-registered, privately, without a location …
-    let d = app.store.device(DevEui::parse_hex("0101010101010101").unwrap()).await.unwrap().unwrap();
+    let d = app
+        .store
+        .device(DevEui::parse_hex("0101010101010101").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(d.auto_registered);
     assert_eq!(d.visibility, Visibility::Private);
     assert_eq!(d.lat, None);
@@ -236,16 +366,29 @@ async fn a_duplicate_delivery_is_stored_once() {
 async fn a_malformed_message_is_counted_and_the_next_good_one_still_stored() {
     let app = TestApp::start().await;
     let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
-    app.publish(topic, b"{\"deduplicationId\": \"x\", \"time\": ".to_vec()).await;
+    app.publish(topic, b"{\"deduplicationId\": \"x\", \"time\": ".to_vec())
+        .await;
     app.publish(topic, fixture("chirpstack-v4-up.json")).await;
-    app.wait_for("good uplink stored", || async { app.store.counts().await.unwrap().uplinks == 1 }).await;
-    app.wait_for("dead letter stored", || async { app.store.counts().await.unwrap().dead_letters == 1 }).await;
-    let (reason, dl_topic): (String, String) = fetch_one(&app.store, "SELECT reason, topic FROM dead_letters").await;
+    app.wait_for("good uplink stored", || async {
+        app.store.counts().await.unwrap().uplinks == 1
+    })
+    .await;
+    app.wait_for("dead letter stored", || async {
+        app.store.counts().await.unwrap().dead_letters == 1
+    })
+    .await;
+    let (reason, dl_topic): (String, String) =
+        fetch_one(&app.store, "SELECT reason, topic FROM dead_letters").await;
     assert_eq!(reason, "invalid_json");
-    assert_eq!(dl_topic, topic, "dead letters keep the topic without the subscription prefix");
+    assert_eq!(
+        dl_topic, topic,
+        "dead letters keep the topic without the subscription prefix"
+    );
     let metrics = app.get_text("/metrics").await;
     assert!(
-        metrics.lines().any(|l| l.starts_with("stadtpuls_ingest_dead_letters_total{reason=\"invalid_json\"}")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stadtpuls_ingest_dead_letters_total{reason=\"invalid_json\"}")),
         "{metrics}"
     );
     app.stop().await;
@@ -258,9 +401,15 @@ async fn bad_parameters_get_400_naming_the_parameter() {
         ("/v1/devices?bbox=1,2,3", "bbox"),
         ("/v1/devices?bbox=0,0,200,1", "bbox"),
         ("/v1/devices/not-an-eui", "dev_eui"),
-        ("/v1/devices/0102030405060708/readings?from=yesterday", "from"),
+        (
+            "/v1/devices/0102030405060708/readings?from=yesterday",
+            "from",
+        ),
         ("/v1/devices/0102030405060708/readings?limit=0", "limit"),
-        ("/v1/devices/0102030405060708/readings?quantity=warmth", "quantity"),
+        (
+            "/v1/devices/0102030405060708/readings?quantity=warmth",
+            "quantity",
+        ),
         ("/v1/latest?quantity=co2&colour=red", "colour"),
     ];
     for (path, param) in cases {
@@ -272,9 +421,124 @@ async fn bad_parameters_get_400_naming_the_parameter() {
     assert_eq!(app.get_json("/v1/nothing-here").await.0, 404);
     let (status, q) = app.get_json("/v1/quantities").await;
     assert_eq!(status, 200);
-    let co2 = q["items"].as_array().unwrap().iter().find(|i| i["name"] == json!("co2")).unwrap();
+    let co2 = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == json!("co2"))
+        .unwrap();
     assert_eq!(co2["unit"], json!("ppm"));
     let (status, health) = app.get_json("/health").await;
-    assert_eq!((status, &health["status"], &health["database"]), (200, &json!("ok"), &json!("ok")));
+    assert_eq!(
+        (status, &health["status"], &health["database"]),
+        (200, &json!("ok"), &json!("ok"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversize_payload_is_dead_lettered_not_redelivered_forever() {
+    let app = TestApp::start().await;
+    let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
+    // 300 KiB: above ingest.max_payload_bytes (256 KiB), below the MQTT packet limit.
+    let mut big: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
+    big["padding"] = json!("x".repeat(300 * 1024));
+    app.publish(topic, serde_json::to_vec(&big).unwrap()).await;
+    app.publish(topic, fixture("chirpstack-v4-up.json")).await;
+    app.wait_for("good uplink stored", || async {
+        app.store.counts().await.unwrap().uplinks == 1
+    })
+    .await;
+    app.wait_for("dead letter stored", || async {
+        app.store.counts().await.unwrap().dead_letters == 1
+    })
+    .await;
+    let (reason, size, kept): (String, i32, i32) = fetch_one(
+        &app.store,
+        "SELECT reason, payload_size, length(payload) FROM dead_letters",
+    )
+    .await;
+    assert_eq!(reason, "payload_too_large");
+    assert!(size > 300 * 1024, "{size}");
+    assert_eq!(kept, 64 * 1024, "only a bounded prefix is kept");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_codec_set_later_takes_effect_live_and_reprocess_rebuilds_older_uplinks() {
+    let app = TestApp::start().await;
+    let topic = "v3/application-tts-name@ttn/devices/eui-1000000000000001/up";
+    let first = fixture("tts-v3-uplink-ttn-bosch-parking-tb.json");
+    app.publish(topic, first.clone()).await;
+    app.wait_for("raw uplink stored", || async {
+        app.store.counts().await.unwrap().uplinks == 1
+    })
+    .await;
+    assert_eq!(
+        app.store.counts().await.unwrap().readings,
+        0,
+        "no codec known yet: raw uplink only"
+    );
+
+    // The operator registers the device with its codec; the running ingest picks it up.
+    app.store
+        .import_devices(&[device(
+            "1000000000000001",
+            DeviceKind::ParkingBay,
+            Some("bosch_parking"),
+            Visibility::Public,
+            Some((51.5, 7.4)),
+        )])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut second: Value = serde_json::from_slice(&first).unwrap();
+    second["correlation_ids"] = json!(["as:up:01H0S7ZJQ9MQPMVY49FT3SE999"]);
+    second["uplink_message"]["f_cnt"] = json!(10336);
+    second["uplink_message"]["settings"]["time"] = json!("2023-05-19T05:43:35.608982Z");
+    second["uplink_message"]["frm_payload"] = json!("ABI="); // free, 18 °C
+    app.publish(topic, serde_json::to_vec(&second).unwrap())
+        .await;
+    app.wait_for("decoded readings", || async {
+        app.store.counts().await.unwrap().readings == 2
+    })
+    .await;
+
+    // Reprocessing the window rebuilds the first uplink's readings with today's codec.
+    let settings = Settings::default();
+    let (from, to) = (
+        "2023-05-19T00:00:00Z".parse().unwrap(),
+        "2023-05-20T00:00:00Z".parse().unwrap(),
+    );
+    let report = stadtpuls::reprocess::readings(&app.store, &settings, from, to, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.uplinks, report.readings), (2, 4));
+    let path = "/v1/devices/1000000000000001/readings?quantity=occupied&from=2023-05-19T00:00:00Z&to=2023-05-20T00:00:00Z";
+    let body = app.get_json(path).await.1;
+    let values: Vec<(String, f64)> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["time"].as_str().unwrap().to_string(),
+                r["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("2023-05-19T05:43:35.608982Z".to_string(), 0.0),
+            ("2023-05-19T05:33:35.608982Z".to_string(), 1.0)
+        ]
+    );
+    // Running it again changes nothing.
+    let again = stadtpuls::reprocess::readings(&app.store, &settings, from, to, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.readings, 4);
+    assert_eq!(app.store.counts().await.unwrap().readings, 4);
     app.stop().await;
 }

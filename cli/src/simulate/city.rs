@@ -91,8 +91,18 @@ pub(crate) struct Building {
 }
 
 pub(crate) const BUILDINGS: [Building; 2] = [
-    Building { id: "rathaus", name: "Rathaus", lat: 51.5139, lon: 7.4653 },
-    Building { id: "stadthaus", name: "Stadthaus", lat: 51.5117, lon: 7.4628 },
+    Building {
+        id: "rathaus",
+        name: "Rathaus",
+        lat: 51.5139,
+        lon: 7.4653,
+    },
+    Building {
+        id: "stadthaus",
+        name: "Stadthaus",
+        lat: 51.5117,
+        lon: 7.4628,
+    },
 ];
 
 /// Lamp posts carrying outdoor climate stations.
@@ -137,12 +147,48 @@ pub(crate) struct Gateway {
 }
 
 pub(crate) const GATEWAYS: [Gateway; 6] = [
-    Gateway { id: "dortmund-rathaus", eui: "7276ff000b0324e1", lat: 51.5137, lon: 7.4655, alt: 112 },
-    Gateway { id: "dortmund-u-turm", eui: "7276ff000b0324e2", lat: 51.5154, lon: 7.4531, alt: 148 },
-    Gateway { id: "dortmund-hbf", eui: "0016c001ff1a7f03", lat: 51.5196, lon: 7.4597, alt: 96 },
-    Gateway { id: "dortmund-florianturm", eui: "0016c001ff1a7f04", lat: 51.4957, lon: 7.4777, alt: 291 },
-    Gateway { id: "dortmund-phoenix-see", eui: "b827ebfffe61c805", lat: 51.4874, lon: 7.5041, alt: 121 },
-    Gateway { id: "dortmund-borsigplatz", eui: "b827ebfffe61c806", lat: 51.5249, lon: 7.4851, alt: 104 },
+    Gateway {
+        id: "dortmund-rathaus",
+        eui: "7276ff000b0324e1",
+        lat: 51.5137,
+        lon: 7.4655,
+        alt: 112,
+    },
+    Gateway {
+        id: "dortmund-u-turm",
+        eui: "7276ff000b0324e2",
+        lat: 51.5154,
+        lon: 7.4531,
+        alt: 148,
+    },
+    Gateway {
+        id: "dortmund-hbf",
+        eui: "0016c001ff1a7f03",
+        lat: 51.5196,
+        lon: 7.4597,
+        alt: 96,
+    },
+    Gateway {
+        id: "dortmund-florianturm",
+        eui: "0016c001ff1a7f04",
+        lat: 51.4957,
+        lon: 7.4777,
+        alt: 291,
+    },
+    Gateway {
+        id: "dortmund-phoenix-see",
+        eui: "b827ebfffe61c805",
+        lat: 51.4874,
+        lon: 7.5041,
+        alt: 121,
+    },
+    Gateway {
+        id: "dortmund-borsigplatz",
+        eui: "b827ebfffe61c806",
+        lat: 51.5249,
+        lon: 7.4851,
+        alt: 104,
+    },
 ];
 
 /// Local (Europe/Berlin) wall-clock facts a sensor's behaviour depends on.
@@ -210,21 +256,28 @@ pub(crate) fn trapezoid(h: f64, a: f64, b: f64, c: f64, d: f64) -> f64 {
 pub(crate) fn parking_demand(demand: Demand, t: LocalTime) -> f64 {
     let h = t.hour;
     let (night, peak, shape) = match (demand, t.weekday) {
-        (Demand::Commuter, Weekday::Sat | Weekday::Sun) => (0.15, 0.45, trapezoid(h, 8.0, 11.0, 17.0, 21.0)),
+        (Demand::Commuter, Weekday::Sat | Weekday::Sun) => {
+            (0.15, 0.45, trapezoid(h, 8.0, 11.0, 17.0, 21.0))
+        }
         (Demand::Commuter, _) => (0.2, 0.92, trapezoid(h, 5.5, 8.0, 16.0, 19.5)),
         (Demand::Shopping, Weekday::Sun) => (0.05, 0.2, trapezoid(h, 11.0, 13.0, 17.0, 19.0)),
         (Demand::Shopping, Weekday::Sat) => (0.08, 0.96, trapezoid(h, 8.0, 11.0, 18.0, 21.0)),
         (Demand::Shopping, _) => (0.08, 0.85, trapezoid(h, 7.5, 10.5, 18.5, 21.0)),
-        (Demand::Leisure, Weekday::Sat | Weekday::Sun) => (0.1, 0.9, trapezoid(h, 9.0, 12.0, 19.0, 23.0)),
+        (Demand::Leisure, Weekday::Sat | Weekday::Sun) => {
+            (0.1, 0.9, trapezoid(h, 9.0, 12.0, 19.0, 23.0))
+        }
         (Demand::Leisure, _) => (0.1, 0.6, trapezoid(h, 8.0, 15.0, 20.0, 23.0)),
     };
     night + (peak - night) * shape
 }
 
 /// Dortmund monthly mean air temperature, °C (DWD normals, rounded), January first.
-const MONTHLY_MEAN_C: [f64; 12] = [2.6, 3.2, 6.1, 9.6, 13.6, 16.4, 18.5, 18.0, 14.6, 10.6, 6.2, 3.4];
+const MONTHLY_MEAN_C: [f64; 12] = [
+    2.6, 3.2, 6.1, 9.6, 13.6, 16.4, 18.5, 18.0, 14.6, 10.6, 6.2, 3.4,
+];
 /// Half the typical daily temperature range, °C.
-const MONTHLY_HALF_RANGE_C: [f64; 12] = [2.0, 2.5, 3.5, 4.5, 5.0, 5.0, 5.0, 5.0, 4.5, 3.5, 2.5, 2.0];
+const MONTHLY_HALF_RANGE_C: [f64; 12] =
+    [2.0, 2.5, 3.5, 4.5, 5.0, 5.0, 5.0, 5.0, 4.5, 3.5, 2.5, 2.0];
 
 /// Interpolates a monthly table at a day of the year (values sit mid-month).
 fn monthly(table: &[f64; 12], day_of_year: f64) -> f64 {
@@ -257,7 +310,11 @@ pub(crate) fn weather(now: DateTime<Utc>) -> Weather {
     let anomaly_c = 3.0 * wave(6.7, 2.0) + 1.5 * wave(2.9, 0.4);
     // Low pressure brings clouds.
     let cloud = (0.55 - (pressure_hpa - 1014.0) / 20.0 + 0.15 * wave(1.3, 0.7)).clamp(0.0, 1.0);
-    Weather { pressure_hpa, anomaly_c, cloud }
+    Weather {
+        pressure_hpa,
+        anomaly_c,
+        cloud,
+    }
 }
 
 /// Outdoor air temperature and relative humidity in the city centre, before per-sensor offsets.
@@ -269,7 +326,8 @@ pub(crate) fn outdoor_climate(now: DateTime<Utc>) -> (f64, f64) {
     let half_range = monthly(&MONTHLY_HALF_RANGE_C, t.day_of_year) * (1.0 - 0.5 * w.cloud);
     let diurnal = (TAU * (t.hour - 15.0) / 24.0).cos();
     let temp = mean + half_range * diurnal;
-    let humidity = (76.0 + 10.0 * w.cloud - 14.0 * diurnal * (1.0 - 0.5 * w.cloud)).clamp(25.0, 99.0);
+    let humidity =
+        (76.0 + 10.0 * w.cloud - 14.0 * diurnal * (1.0 - 0.5 * w.cloud)).clamp(25.0, 99.0);
     (temp, humidity)
 }
 
@@ -317,11 +375,17 @@ mod tests {
         // Winter: UTC+1; summer: UTC+2; the switch is at 01:00 UTC on the last Sunday.
         assert_eq!(LocalTime::of(at("2024-01-15T11:30:00Z")).hour, 12.5);
         assert_eq!(LocalTime::of(at("2024-07-15T11:30:00Z")).hour, 13.5);
-        assert_eq!(LocalTime::of(at("2024-03-31T00:59:00Z")).hour, 1.0 + 59.0 / 60.0);
+        assert_eq!(
+            LocalTime::of(at("2024-03-31T00:59:00Z")).hour,
+            1.0 + 59.0 / 60.0
+        );
         assert_eq!(LocalTime::of(at("2024-03-31T01:00:00Z")).hour, 3.0);
         assert_eq!(LocalTime::of(at("2024-10-27T00:30:00Z")).hour, 2.5);
         assert_eq!(LocalTime::of(at("2024-10-27T01:30:00Z")).hour, 2.5);
-        assert_eq!(LocalTime::of(at("2024-01-15T11:30:00Z")).weekday, Weekday::Mon);
+        assert_eq!(
+            LocalTime::of(at("2024-01-15T11:30:00Z")).weekday,
+            Weekday::Mon
+        );
     }
 
     #[test]
@@ -330,7 +394,9 @@ mod tests {
         let monday_3am = LocalTime::of(at("2024-01-15T02:00:00Z"));
         let sunday_noon = LocalTime::of(at("2024-01-14T11:00:00Z"));
         for park in &CAR_PARKS {
-            assert!(parking_demand(park.demand, monday_noon) > parking_demand(park.demand, monday_3am));
+            assert!(
+                parking_demand(park.demand, monday_noon) > parking_demand(park.demand, monday_3am)
+            );
         }
         assert!(parking_demand(Demand::Shopping, sunday_noon) < 0.3);
         assert!(parking_demand(Demand::Commuter, monday_noon) > 0.9);

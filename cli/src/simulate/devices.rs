@@ -48,7 +48,12 @@ pub(crate) enum Behaviour {
 impl Behaviour {
     /// The next frame at `now`; `dt_s` is the time since this device's previous uplink (`None`
     /// for its first, which starts from the long-run state for `now`).
-    pub fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, dt_s: Option<f64>, rng: &mut R) -> Frame {
+    pub fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         match self {
             Behaviour::Bay(b) => b.next(now, dt_s, rng),
             Behaviour::Counter(c) => c.next(now, dt_s, rng),
@@ -89,7 +94,12 @@ impl Bay {
         }
     }
 
-    fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, dt_s: Option<f64>, rng: &mut R) -> Frame {
+    fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         let target = city::parking_demand(self.demand, LocalTime::of(now)).clamp(0.03, 0.97);
         let p_occupied = match dt_s {
             None => target,
@@ -112,10 +122,20 @@ impl Bay {
             let mut bytes = vec![0u8; 12];
             bytes.extend_from_slice(&BOSCH_FIRMWARE);
             bytes.extend_from_slice(&[2, flags]);
-            return Frame { f_port: 3, bytes, object: None, expected: vec![expected_occupied] };
+            return Frame {
+                f_port: 3,
+                bytes,
+                object: None,
+                expected: vec![expected_occupied],
+            };
         }
         if self.occupied != was {
-            return Frame { f_port: 1, bytes: vec![flags], object: None, expected: vec![expected_occupied] };
+            return Frame {
+                f_port: 1,
+                bytes: vec![flags],
+                object: None,
+                expected: vec![expected_occupied],
+            };
         }
         // Heartbeat with the sensor's temperature (whole °C): air temperature, plus sun on the
         // asphalt, minus the shade of a parked car.
@@ -158,7 +178,12 @@ impl Counter {
         }
     }
 
-    fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, dt_s: Option<f64>, rng: &mut R) -> Frame {
+    fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         let cap = f64::from(self.capacity);
         let target = city::parking_demand(self.demand, LocalTime::of(now)) * cap;
         let inside = match (self.occupied, dt_s) {
@@ -269,10 +294,20 @@ fn station_pressure(now: DateTime<Utc>) -> f64 {
 
 impl Room {
     pub fn new<R: Rng + ?Sized>(usage: RoomUse, rng: &mut R) -> Self {
-        Room { usage, temp_bias_c: rng.gen_range(-0.8..0.8), temp_c: None, co2_ppm: None }
+        Room {
+            usage,
+            temp_bias_c: rng.gen_range(-0.8..0.8),
+            temp_c: None,
+            co2_ppm: None,
+        }
     }
 
-    fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, dt_s: Option<f64>, rng: &mut R) -> Frame {
+    fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         let t = LocalTime::of(now);
         let seats = self.usage.seats();
         let presence = self.usage.presence(t);
@@ -386,7 +421,12 @@ impl Outdoor {
         }
     }
 
-    fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, dt_s: Option<f64>, rng: &mut R) -> Frame {
+    fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         let (air_c, air_rh) = city::outdoor_climate(now);
         let keep = dt_s.map_or(0.0, |dt| decay(dt, 1800.0));
         self.local_c = self.local_c * keep + 0.4 * (1.0 - keep * keep).sqrt() * gauss(rng);
@@ -447,14 +487,22 @@ pub(crate) struct AirQuality {
 
 impl AirQuality {
     pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
-        AirQuality { street_heat_c: rng.gen_range(0.3..1.5) }
+        AirQuality {
+            street_heat_c: rng.gen_range(0.3..1.5),
+        }
     }
 
-    fn next<R: Rng + ?Sized>(&mut self, now: DateTime<Utc>, _dt_s: Option<f64>, rng: &mut R) -> Frame {
+    fn next<R: Rng + ?Sized>(
+        &mut self,
+        now: DateTime<Utc>,
+        _dt_s: Option<f64>,
+        rng: &mut R,
+    ) -> Frame {
         let (air_c, air_rh) = city::outdoor_climate(now);
         let t = LocalTime::of(now);
         let rush = if t.is_workday() {
-            city::trapezoid(t.hour, 6.5, 7.5, 8.5, 9.5).max(city::trapezoid(t.hour, 15.5, 16.5, 18.0, 19.0))
+            city::trapezoid(t.hour, 6.5, 7.5, 8.5, 9.5)
+                .max(city::trapezoid(t.hour, 15.5, 16.5, 18.0, 19.0))
         } else {
             0.0
         };

@@ -12,7 +12,13 @@ use stadtpuls_gateways::DevEui;
 
 /// EU868 uplink channels (the 3 default ones first), Hz.
 const EU868_CHANNELS: [u64; 8] = [
-    868_100_000, 868_300_000, 868_500_000, 867_100_000, 867_300_000, 867_500_000, 867_700_000,
+    868_100_000,
+    868_300_000,
+    868_500_000,
+    867_100_000,
+    867_300_000,
+    867_500_000,
+    867_700_000,
     867_900_000,
 ];
 const BANDWIDTH_HZ: u32 = 125_000;
@@ -67,7 +73,11 @@ pub(crate) fn link<R: Rng + ?Sized>(pos: (f64, f64), wall_loss_db: f64, rng: &mu
             let rssi = 17.0 - path_loss - wall_loss_db + 5.0 * gauss(rng);
             // Noise floor of a 125 kHz channel with a 6 dB noise figure ≈ −117 dBm.
             let snr = (rssi + 117.0 + 1.5 * gauss(rng)).min(13.5);
-            Reception { gateway: gw, rssi: rssi.round().max(-139.0) as i32, snr: quarter_db(snr) }
+            Reception {
+                gateway: gw,
+                rssi: rssi.round().max(-139.0) as i32,
+                snr: quarter_db(snr),
+            }
         })
         .collect();
     heard.sort_by(|a, b| b.snr.total_cmp(&a.snr));
@@ -83,8 +93,12 @@ pub(crate) fn link<R: Rng + ?Sized>(pos: (f64, f64), wall_loss_db: f64, rng: &mu
         .map(|(_, r)| r.clone())
         .take(MAX_RECEPTIONS)
         .collect();
-    receptions.sort_by(|a, b| b.rssi.cmp(&a.rssi));
-    Link { spreading_factor, channel: rng.gen_range(0..EU868_CHANNELS.len()), receptions }
+    receptions.sort_by_key(|r| std::cmp::Reverse(r.rssi));
+    Link {
+        spreading_factor,
+        channel: rng.gen_range(0..EU868_CHANNELS.len()),
+        receptions,
+    }
 }
 
 /// SX1301 concentrators report SNR in steps of 0.25 dB.
@@ -112,7 +126,14 @@ pub(crate) fn uuid_v4<R: Rng + ?Sized>(rng: &mut R) -> String {
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// A ULID (48-bit millisecond time + 80 random bits, Crockford base32), as in TTS correlation ids.
@@ -234,7 +255,10 @@ pub(crate) fn chirpstack_up<R: Rng + ?Sized>(
     if let (Some(object), Some(map)) = (&frame.object, event.as_object_mut()) {
         map.insert("object".into(), object.clone());
     }
-    let topic = format!("application/{}/device/{dev_eui}/event/up", app.application_id);
+    let topic = format!(
+        "application/{}/device/{dev_eui}/event/up",
+        app.application_id
+    );
     (topic, event)
 }
 
@@ -321,7 +345,10 @@ pub(crate) fn tts_up<R: Rng + ?Sized>(
     uplink.insert("received_at".into(), json!(tts_time(ns_time)));
     uplink.insert(
         "consumed_airtime".into(),
-        json!(format!("{:.6}s", airtime_s(link.spreading_factor, frame.bytes.len()))),
+        json!(format!(
+            "{:.6}s",
+            airtime_s(link.spreading_factor, frame.bytes.len())
+        )),
     );
     uplink.insert(
         "version_ids".into(),
