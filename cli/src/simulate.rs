@@ -983,7 +983,8 @@ mod tests {
                             Some(f64::from(u8::from(b.occupied)))
                         );
                         let port = up.f_port.unwrap();
-                        assert_eq!(port, if k == 0 { 3 } else { port }, "startup frame first");
+                        // Startup frame after power-on, then status changes (1) and heartbeats (2).
+                        assert_eq!(port == 3, k == 0, "fPort {port} at uplink {k}");
                         assert!((1..=3).contains(&port));
                     }
                     Behaviour::Counter(c) => {
