@@ -40,7 +40,44 @@ pub fn decode(
         Dialect::TtsV3 => NetworkServer::TtsV3,
     };
     let ctx = wire::Ctx { topic, now };
-    decoder_for(server)(&msg, &ctx)
+    decoder_for(server)(&msg, &ctx).map(to_microseconds)
+}
+
+/// Canonical times have microsecond precision, like PostgreSQL's `timestamptz`: a value that
+/// survives a round trip through the database unchanged can be compared with what was written.
+fn to_microseconds(d: Decoded) -> Decoded {
+    use chrono::SubsecRound;
+    let us = |t: DateTime<Utc>| t.trunc_subsecs(6);
+    match d {
+        Decoded::Uplink(mut u) => {
+            u.observed_at = us(u.observed_at);
+            u.received_at = us(u.received_at);
+            Decoded::Uplink(u)
+        }
+        Decoded::Event(DeviceEvent::Status {
+            dev_eui,
+            battery_percent,
+            external_power,
+            margin,
+            at,
+        }) => Decoded::Event(DeviceEvent::Status {
+            dev_eui,
+            battery_percent,
+            external_power,
+            margin,
+            at: at.map(us),
+        }),
+        Decoded::Event(DeviceEvent::Location {
+            dev_eui,
+            location,
+            at,
+        }) => Decoded::Event(DeviceEvent::Location {
+            dev_eui,
+            location,
+            at: at.map(us),
+        }),
+        skipped @ Decoded::Skipped { .. } => skipped,
+    }
 }
 
 /// Signature every dialect module implements. Adding a network server = a module with this

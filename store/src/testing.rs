@@ -53,3 +53,14 @@ where
         Err(e) => panic!("test query failed: {sql}: {e}"),
     }
 }
+
+/// Fetches all rows of an arbitrary query as tuples.
+pub async fn fetch_all<T>(store: &Store, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    match sqlx::query_as::<_, T>(sql).fetch_all(store.pool()).await {
+        Ok(v) => v,
+        Err(e) => panic!("test query failed: {sql}: {e}"),
+    }
+}

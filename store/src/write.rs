@@ -57,6 +57,12 @@ pub struct BatchOutcome {
     pub stored: Vec<(DevEui, Reading)>,
 }
 
+/// PostgreSQL keeps microseconds; keys read back with RETURNING must compare equal to ours.
+fn us(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
 /// Per-device facts gathered from one batch, for the registry upsert.
 #[derive(Default)]
 struct DeviceSeen {
@@ -241,11 +247,11 @@ impl Store {
             let mut in_batch = HashSet::with_capacity(n);
             for r in &batch.uplinks {
                 let u = &r.uplink;
-                if !in_batch.insert((u.dedup_key.as_str(), u.observed_at)) {
+                if !in_batch.insert((u.dedup_key.as_str(), us(u.observed_at))) {
                     continue;
                 }
                 key.push(u.dedup_key.clone());
-                obs.push(u.observed_at);
+                obs.push(us(u.observed_at));
                 rec.push(u.received_at);
                 ing.push(r.ingested_at);
                 eui.push(u.dev_eui.as_i64());
@@ -301,7 +307,7 @@ impl Store {
             let fresh: HashSet<(String, DateTime<Utc>)> = new_keys.into_iter().collect();
             let mut seen_fresh = HashSet::new();
             for r in &batch.uplinks {
-                let k = (r.uplink.dedup_key.clone(), r.uplink.observed_at);
+                let k = (r.uplink.dedup_key.clone(), us(r.uplink.observed_at));
                 if fresh.contains(&k) && seen_fresh.insert(k) {
                     for reading in &r.readings {
                         out.stored.push((r.uplink.dev_eui, *reading));

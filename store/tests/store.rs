@@ -135,6 +135,22 @@ async fn the_same_batch_twice_stores_once_and_auto_registers_privately() {
     assert_eq!((temp.value, temp.time), (22.0, at + Duration::minutes(5)));
 
     // An older uplink arriving late does not overwrite the latest value.
+    // Nanosecond times (PostgreSQL keeps microseconds) still count as new and get their readings.
+    let nanos = t("2024-05-01T11:00:00.123456789Z");
+    let o = store
+        .write_batch(&Batch {
+            uplinks: vec![uplink(
+                "n",
+                0x0102030405060708,
+                nanos,
+                &[(Quantity::Co2, 640.0)],
+            )],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((o.new_uplinks, o.readings), (1, 1));
+
     let late = Batch {
         uplinks: vec![uplink(
             "c",

@@ -60,6 +60,11 @@ impl TestApp {
 
     /// Starts the app on a fresh database whose registry already holds `devices`.
     async fn start_with(devices: &[NewDevice]) -> TestApp {
+        TestApp::start_custom(devices, |_| {}).await
+    }
+
+    /// Like [`TestApp::start_with`], with a chance to change the settings first.
+    async fn start_custom(devices: &[NewDevice], adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let url = stadtpuls_store::testing::create_database().await.unwrap();
         let store = Store::connect(&url, 2, Duration::from_secs(10))
@@ -77,6 +82,7 @@ impl TestApp {
         s.mqtt.topic_prefix = format!("stadtpuls-test/{id}/");
         s.http.listen = "127.0.0.1:0".into();
         s.ingest.registry_refresh_ms = 100;
+        adjust(&mut s);
         let settings = Arc::new(s);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -540,5 +546,114 @@ async fn a_codec_set_later_takes_effect_live_and_reprocess_rebuilds_older_uplink
         .unwrap();
     assert_eq!(again.readings, 4);
     assert_eq!(app.store.counts().await.unwrap().readings, 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_replayed_after_a_configuration_fix() {
+    // Misconfigured: ChirpStack traffic declared as The Things Stack.
+    let app = TestApp::start_custom(&[], |s| {
+        s.mqtt.subscriptions = vec![stadtpuls_config::Subscription {
+            filter: "application/+/device/+/event/+".into(),
+            dialect: stadtpuls_gateways::Dialect::TtsV3,
+        }];
+    })
+    .await;
+    let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
+    app.publish(topic, fixture("chirpstack-v4-up.json")).await;
+    app.wait_for("dead letter stored", || async {
+        app.store.counts().await.unwrap().dead_letters == 1
+    })
+    .await;
+    assert_eq!(app.store.counts().await.unwrap().uplinks, 0);
+    let (reason,): (String,) = fetch_one(&app.store, "SELECT reason FROM dead_letters").await;
+    assert_eq!(reason, "invalid_field");
+
+    // With the default subscriptions (auto) the replay recovers it; a second replay finds nothing.
+    let settings = Settings::default();
+    let (from, to) = (
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    );
+    let mut report = stadtpuls::reprocess::Report::default();
+    stadtpuls::reprocess::dead_letters(&app.store, &settings, from, to, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.dead_letters_seen, report.dead_letters_recovered),
+        (1, 1)
+    );
+    let (key,): (String,) = fetch_one(&app.store, "SELECT dedup_key FROM uplinks").await;
+    assert_eq!(key, "3ac7e3c4-4401-4b8d-9386-a5c902f9202d");
+    let mut again = stadtpuls::reprocess::Report::default();
+    stadtpuls::reprocess::dead_letters(&app.store, &settings, from, to, &mut again)
+        .await
+        .unwrap();
+    assert_eq!(again.dead_letters_seen, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn simulated_city_traffic_flows_end_to_end() {
+    let opts = stadtpuls::simulate::SimOptions {
+        rate: 400.0,
+        parking_bays: 10,
+        seed: 7,
+        max_messages: 80,
+    };
+    let fleet = stadtpuls::simulate::fleet(&opts);
+    let registry = serde_json::to_string(&stadtpuls::simulate::registry_geojson(&fleet)).unwrap();
+    let devices = stadtpuls::registry::parse(&registry).unwrap();
+    let app = TestApp::start_with(&devices).await;
+
+    let mut mqtt = stadtpuls_config::MqttSettings::default();
+    let (host, port) = mqtt_host();
+    mqtt.host = host;
+    mqtt.port = port;
+    mqtt.client_id = format!("{}-publisher", app.prefix.replace('/', "-"));
+    mqtt.topic_prefix = app.prefix.clone();
+    let published = stadtpuls::simulate::run(&mqtt, &opts, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(published, 80);
+    app.wait_for("all simulated uplinks stored", || async {
+        app.store.counts().await.unwrap().uplinks == 80
+    })
+    .await;
+    let c = app.store.counts().await.unwrap();
+    assert_eq!(c.dead_letters, 0);
+    assert_eq!(
+        c.devices,
+        fleet.len() as i64,
+        "no device outside the registry appeared"
+    );
+
+    // Public map: bays with occupancy; private room sensors never show up.
+    let (_, occupied) = app.get_json("/v1/latest?quantity=occupied").await;
+    let bays = occupied["features"].as_array().unwrap();
+    let dbg: Vec<(String, String, String, String)> = stadtpuls_store::testing::fetch_all(&app.store, "SELECT topic, coalesce(decoded::text, ''), array_to_string(unmapped, ','), observed_at::text FROM uplinks LIMIT 5").await;
+    assert!(!bays.is_empty(), "{dbg:?}");
+    for f in bays {
+        let v = f["properties"]["value"].as_f64().unwrap();
+        assert!(v == 0.0 || v == 1.0, "{f}");
+        assert_eq!(f["properties"]["kind"], json!("parking_bay"));
+    }
+    let (_, all) = app.get_json("/v1/devices").await;
+    let public = fleet.iter().filter(|d| d.visibility == "public").count();
+    assert_eq!(all["total_count"], json!(public));
+    assert!(all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["kind"] != json!("room_climate")));
+    let (_, rooms) = app.get_json("/v1/latest?quantity=co2").await;
+    assert!(rooms["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["properties"]["kind"] != json!("room_climate")));
+    // … but their readings were stored.
+    let (room_co2,): (i64,) = fetch_one(&app.store, "SELECT count(*) FROM readings r JOIN devices d USING (dev_eui) WHERE d.kind = 'room_climate' AND r.quantity = 3").await;
+    assert!(room_co2 > 0);
     app.stop().await;
 }
