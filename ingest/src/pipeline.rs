@@ -166,3 +166,137 @@ pub fn collect(batch: &mut Batch, outcome: Outcome) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+    use rumqttc::{Publish, QoS};
+    use stadtpuls_gateways::{Dialect, Quantity};
+
+    fn msg(topic: &str, payload: &[u8]) -> InboundMessage {
+        InboundMessage {
+            topic: topic.into(),
+            dialect: Dialect::Auto,
+            received_at: Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap(),
+            publish: Publish::new(topic, QoS::AtLeastOnce, payload.to_vec()),
+            generation: 0,
+        }
+    }
+
+    fn run(m: &InboundMessage, max: usize, store_simulated: bool) -> Outcome {
+        let keys = KeyTable::builtin();
+        let dir = Directory::default();
+        let steps = Steps {
+            keys: &keys,
+            directory: &dir,
+            max_payload_bytes: max,
+            store_simulated,
+            now: m.received_at,
+        };
+        process(m, steps)
+    }
+
+    const UP: &str = r#"{"deduplicationId":"d-1","time":"2024-05-01T09:59:58Z",
+        "deviceInfo":{"devEui":"0102030405060708","applicationId":"a"},
+        "fCnt":3,"fPort":2,"data":"AQ==","object":{"TempC_SHT":21.25,"Hum_SHT":"48.5 %","mystery":1}}"#;
+
+    #[test]
+    fn an_uplink_with_an_object_becomes_readings_and_unmapped_keys() {
+        let Outcome::Uplink(r) = run(
+            &msg(
+                "application/a/device/0102030405060708/event/up",
+                UP.as_bytes(),
+            ),
+            1024,
+            false,
+        ) else {
+            panic!("expected an uplink")
+        };
+        let got: Vec<(Quantity, f64)> = r.readings.iter().map(|x| (x.quantity, x.value)).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&(Quantity::Temperature, 21.25)));
+        assert!(got.contains(&(Quantity::Humidity, 48.5)));
+        assert_eq!(r.unmapped, vec!["mystery".to_string()]);
+        assert_eq!(
+            r.ingested_at,
+            Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+        );
+        assert_eq!(r.topic, "application/a/device/0102030405060708/event/up");
+    }
+
+    #[test]
+    fn bad_messages_become_dead_letters_with_their_reason() {
+        let cases: &[(&str, &[u8], usize, &str)] = &[
+            (
+                "application/a/device/0102030405060708/event/up",
+                b"{\"time\":",
+                1024,
+                "invalid_json",
+            ),
+            (
+                "application/a/device/0102030405060708/event/up",
+                b"[1,2]",
+                1024,
+                "not_an_object",
+            ),
+            (
+                "application/a/device/0102030405060708/event/up",
+                &[0xff, 0xfe, 0x00],
+                1024,
+                "invalid_json",
+            ),
+            (
+                "application/a/device/0102030405060708/event/up",
+                UP.as_bytes(),
+                16,
+                "payload_too_large",
+            ),
+            (
+                "application/a/device/ffffffffffffffff/event/up",
+                UP.as_bytes(),
+                1024,
+                "topic_mismatch",
+            ),
+            ("somewhere/else", b"{\"hello\":1}", 1024, "unknown_dialect"),
+        ];
+        for (topic, payload, max, reason) in cases {
+            match run(&msg(topic, payload), *max, false) {
+                Outcome::DeadLetter(d) => {
+                    assert_eq!(d.reason, *reason, "{topic} {payload:?}");
+                    assert_eq!(d.payload_size, payload.len());
+                    assert_eq!(d.topic, *topic);
+                }
+                other => panic!("{topic}: expected a dead letter, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn joins_and_simulated_uplinks_are_skipped() {
+        let join = r#"{"deduplicationId":"j","time":"2024-05-01T09:59:58Z","deviceInfo":{"devEui":"0102030405060708"},"devAddr":"00"}"#;
+        assert!(matches!(
+            run(
+                &msg(
+                    "application/a/device/0102030405060708/event/join",
+                    join.as_bytes()
+                ),
+                1024,
+                false
+            ),
+            Outcome::Skipped("join")
+        ));
+        let sim = r#"{"end_device_ids":{"device_id":"d","application_ids":{"application_id":"a"},"dev_eui":"0102030405060708"},
+            "received_at":"2024-05-01T09:59:58Z","simulated":true,
+            "uplink_message":{"f_port":1,"frm_payload":"AQ==","decoded_payload":{"temperature":3},"received_at":"2024-05-01T09:59:58Z"}}"#;
+        assert!(matches!(
+            run(&msg("v3/a@ttn/devices/d/up", sim.as_bytes()), 4096, false),
+            Outcome::Skipped("simulated")
+        ));
+        assert!(matches!(
+            run(&msg("v3/a@ttn/devices/d/up", sim.as_bytes()), 4096, true),
+            Outcome::Uplink(_)
+        ));
+    }
+}
