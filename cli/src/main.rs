@@ -152,39 +152,56 @@ fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        // One set of listeners for both signals: a listener created after a signal was
+        // delivered would report that same signal again.
+        let mut signals = Signals::new();
+        signals.next().await;
         tracing::info!(
             "shutting down: committing in-flight batches (send the signal again to force)"
         );
         t.cancel();
         tokio::select! {
-            _ = wait_for_signal() => {}
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = signals.next() => tracing::warn!("second signal: exiting now"),
+            _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("shutdown took longer than 10 s; exiting now"),
         }
-        tracing::warn!("shutdown took too long; exiting now");
         std::process::exit(1);
     });
     token
 }
 
-async fn wait_for_signal() {
+/// SIGINT and (on Unix) SIGTERM as one stream.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let (Some(term), Some(int)) = (self.term.as_mut(), self.int.as_mut()) {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -111,6 +111,7 @@ pub fn key_table(settings: &Settings) -> Result<KeyTable, IngestError> {
 /// Runs the whole ingest until `shutdown` is cancelled; in-flight batches are committed and
 /// acknowledged before it returns.
 pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<(), IngestError> {
+    describe_metrics();
     let (tx, rx) = tokio::sync::mpsc::channel(ctx.settings.ingest.channel_capacity);
     let session = mqtt::Session::new(&ctx)?;
     let acker = session.acker();
@@ -167,4 +168,70 @@ async fn retention_loop(ctx: IngestContext, shutdown: CancellationToken) {
             }
         }
     }
+}
+
+/// Help texts for `/metrics` (no-op without a recorder).
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "stadtpuls_mqtt_messages_received_total",
+        "MQTT PUBLISH packets received"
+    );
+    describe_counter!(
+        "stadtpuls_mqtt_disconnects_total",
+        "Lost broker connections"
+    );
+    describe_counter!(
+        "stadtpuls_mqtt_acks_skipped_total",
+        "Acks not sent because their connection was gone (the broker redelivers)"
+    );
+    describe_gauge!(
+        "stadtpuls_ingest_overflow_messages",
+        "Messages waiting in the session because the writer channel is full"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_uplinks_stored_total",
+        "New uplinks committed"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_uplinks_duplicate_total",
+        "Redelivered uplinks recognised by their dedup key and not stored again"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_readings_stored_total",
+        "Readings committed"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_unmapped_keys_total",
+        "Decoded keys that map to no quantity (kept in the raw uplink)"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_dead_letters_total",
+        "Messages dead-lettered, by reason"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_skipped_total",
+        "Valid messages with nothing to store (join, ack, …), by kind"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_events_total",
+        "Device status and location events"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_codec_errors_total",
+        "Raw payloads the device's codec could not decode"
+    );
+    describe_counter!(
+        "stadtpuls_ingest_write_retries_total",
+        "Batch writes retried after a transient database error"
+    );
+    describe_counter!(
+        "stadtpuls_devices_auto_registered_total",
+        "Unknown devices registered automatically (private)"
+    );
+    describe_histogram!(
+        "stadtpuls_ingest_commit_seconds",
+        Unit::Seconds,
+        "Time to commit one batch"
+    );
 }
