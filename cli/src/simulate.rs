@@ -33,7 +33,7 @@ use devices::{AirQuality, Bay, Behaviour, Counter, Outdoor, Room, RoomUse};
 use envelope::{ChirpstackApp, Session, TtsModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Map, Value};
 use stadtpuls_config::MqttSettings;
 use stadtpuls_gateways::{DevEui, Quantity};
@@ -553,19 +553,7 @@ fn mqtt_options(mqtt: &MqttSettings) -> anyhow::Result<MqttOptions> {
     o.set_inflight(IN_FLIGHT);
     o.set_max_packet_size(mqtt.max_packet_bytes, mqtt.max_packet_bytes);
     o.set_request_channel_capacity(usize::from(IN_FLIGHT) + 16);
-    if !mqtt.username.is_empty() {
-        o.set_credentials(mqtt.username.clone(), mqtt.password.expose().to_string());
-    }
-    if mqtt.tls {
-        let ca_path = if mqtt.ca_file.is_empty() {
-            "/etc/ssl/certs/ca-certificates.crt"
-        } else {
-            mqtt.ca_file.as_str()
-        };
-        let ca = std::fs::read(ca_path)
-            .with_context(|| format!("mqtt.ca_file: cannot read {ca_path}"))?;
-        o.set_transport(Transport::tls(ca, None, None));
-    }
+    stadtpuls_ingest::mqtt::apply_credentials_and_tls(&mut o, mqtt)?;
     Ok(o)
 }
 

@@ -7,6 +7,7 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, Request, SubscribeFilter,
     Transport,
 };
+use stadtpuls_config::MqttSettings;
 use stadtpuls_gateways::Dialect;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -78,6 +79,13 @@ pub fn mqtt_options(ctx: &IngestContext) -> Result<MqttOptions, IngestError> {
     o.set_max_packet_size(m.max_packet_bytes, m.max_packet_bytes);
     // Requests to the event loop are acks and subscriptions; leave room for a full window.
     o.set_request_channel_capacity(ctx.settings.ingest.channel_capacity * 2 + 64);
+    apply_credentials_and_tls(&mut o, m)?;
+    Ok(o)
+}
+
+/// Credentials and TLS from the `[mqtt]` settings; shared by every client Stadtpuls opens
+/// (the ingest session and the simulator). Without `ca_file` the system CA bundle is trusted.
+pub fn apply_credentials_and_tls(o: &mut MqttOptions, m: &MqttSettings) -> Result<(), IngestError> {
     if !m.username.is_empty() {
         o.set_credentials(m.username.clone(), m.password.expose().to_string());
     }
@@ -92,7 +100,7 @@ pub fn mqtt_options(ctx: &IngestContext) -> Result<MqttOptions, IngestError> {
         })?;
         o.set_transport(Transport::tls(ca, None, None));
     }
-    Ok(o)
+    Ok(())
 }
 
 impl Session {

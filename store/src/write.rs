@@ -321,25 +321,23 @@ impl Store {
         }
 
         // 4. Status and location events of devices (registry already upserted above).
-        let statuses: Vec<_> = batch
+        let mains_powered: Vec<i64> = batch
             .events
             .iter()
             .filter_map(|e| match e {
                 DeviceEvent::Status {
                     dev_eui,
-                    at,
                     battery_percent: None,
                     external_power: true,
                     ..
-                } => Some((dev_eui.as_i64(), *at)),
+                } => Some(dev_eui.as_i64()),
                 _ => None,
             })
             .collect();
-        if !statuses.is_empty() {
+        if !mains_powered.is_empty() {
             // Mains-powered devices report no battery level: clear a stale one.
-            let (e, _at): (Vec<i64>, Vec<Option<DateTime<Utc>>>) = statuses.into_iter().unzip();
             sqlx::query("UPDATE devices SET battery_percent = NULL WHERE dev_eui = ANY($1)")
-                .bind(&e)
+                .bind(&mains_powered)
                 .execute(&mut *tx)
                 .await?;
         }
