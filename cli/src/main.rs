@@ -116,7 +116,6 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(dispatch(cli.command, Arc::new(settings))) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("stadtpuls: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -125,8 +124,14 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    // sqlx logs every migration notice at INFO; keep it quieter unless asked for.
+    let level = &settings.log.level;
+    let directives = if level.contains("sqlx") {
+        level.clone()
+    } else {
+        format!("{level},sqlx=warn")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

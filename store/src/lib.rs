@@ -23,12 +23,13 @@ pub enum StoreError {
     /// The database URL does not parse.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
-    /// A query or connection failed.
+    /// A query or connection failed. (Not marked as `source`: the message already carries the
+    /// cause, and error chains would print it twice.)
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// The database lacks the TimescaleDB extension or it is not preloaded.
     #[error("TimescaleDB is not available in this database: {0}")]
     NoTimescale(String),
@@ -38,6 +39,9 @@ pub enum StoreError {
         column: &'static str,
         problem: String,
     },
+    /// The server did not answer in time (refused or unreachable).
+    #[error("{0}")]
+    Unreachable(String),
     /// Input rejected before it reached the database (e.g. an unknown enum value).
     #[error("invalid {field}: {problem}")]
     Invalid {
@@ -70,8 +74,21 @@ impl StoreError {
                 }
                 _ => false,
             },
+            StoreError::Unreachable(_) => true,
             _ => false,
         }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
     }
 }
 
@@ -93,9 +110,23 @@ impl Store {
         max_connections: u32,
         connect_timeout: Duration,
     ) -> Result<Store> {
+        use sqlx::Connection;
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
             .application_name("stadtpuls");
+        // One direct connection first, so that a refused connection or a wrong password is
+        // reported as such rather than as a pool timeout.
+        match tokio::time::timeout(connect_timeout, sqlx::PgConnection::connect_with(&opts)).await {
+            Ok(conn) => conn?.close().await?,
+            Err(_) => {
+                return Err(StoreError::Unreachable(format!(
+                    "no connection to {}:{} within {} s; is PostgreSQL running and reachable?",
+                    opts.get_host(),
+                    opts.get_port(),
+                    connect_timeout.as_secs_f64()
+                )))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(connect_timeout)
