@@ -228,7 +228,11 @@ impl Store {
     pub async fn import_devices(&self, devices: &[NewDevice]) -> Result<ImportOutcome> {
         let mut out = ImportOutcome::default();
         let mut tx = self.pool.begin().await?;
-        for chunk in devices.chunks(1000) {
+        // Rows are locked in DevEUI order, like the ingest writer does, so an import running
+        // beside the ingest cannot deadlock with it.
+        let mut sorted: Vec<&NewDevice> = devices.iter().collect();
+        sorted.sort_by_key(|d| d.dev_eui);
+        for chunk in sorted.chunks(1000) {
             let mut eui = Vec::with_capacity(chunk.len());
             let (mut name, mut kind, mut codec, mut vis) = (vec![], vec![], vec![], vec![]);
             let (mut lat, mut lon, mut site, mut room) = (vec![], vec![], vec![], vec![]);
