@@ -49,6 +49,8 @@ struct TestApp {
     store: Store,
     http: reqwest::Client,
     publisher: AsyncClient,
+    /// The app's MQTT client id: its persistent session is removed when the test ends.
+    client_id: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -110,6 +112,7 @@ impl TestApp {
             store,
             http: reqwest::Client::new(),
             publisher,
+            client_id: settings.mqtt.client_id.clone(),
             shutdown,
             task,
         };
@@ -181,6 +184,23 @@ impl TestApp {
             .expect("app stops within 10 s")
             .unwrap()
             .unwrap();
+        // The app used a persistent session, as in production; a clean-session connect under
+        // the same id removes it, so test sessions do not pile up in the broker.
+        let (host, port) = mqtt_host();
+        let mut o = MqttOptions::new(self.client_id, host, port);
+        o.set_clean_session(true);
+        let (client, mut el) = AsyncClient::new(o, 10);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(ev) = el.poll().await {
+                if matches!(ev, rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) {
+                    let _ = client.disconnect().await;
+                }
+                if matches!(ev, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -266,6 +286,34 @@ async fn chirpstack_raw_payload_is_decoded_by_the_device_codec_and_served() {
     assert_eq!(
         body["items"][0]["time"],
         json!("2023-05-22T07:47:05.404859Z")
+    );
+
+    // Keyset paging: 9 readings at one time, 4 per page, following the `next` links.
+    let mut page = app.get_json(&format!("{path}&limit=4")).await.1;
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(readings_of(&page).into_iter().map(|r| r.0));
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        assert!(
+            next.starts_with(&app.base) && next.contains("limit=4") && next.contains("cursor="),
+            "{next}"
+        );
+        page = app
+            .http
+            .get(next)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        want.iter().map(|w| w.0.to_string()).collect::<Vec<_>>()
     );
 
     let (status, latest) = app
