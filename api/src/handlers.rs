@@ -191,40 +191,15 @@ fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCurs
             .trim_end_matches('/')
             .to_string()
     };
-    let mut pairs: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            serde_urlencoded_pairs(q)
-                .into_iter()
-                .filter(|(k, _)| k != "cursor")
-                .collect()
-        })
-        .unwrap_or_default();
-    pairs.push(("cursor".into(), params::encode_cursor(cursor)));
-    let query: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect();
-    format!("{base}{}?{}", uri.path(), query.join("&"))
-}
-
-fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{q}").parse().unwrap_or_default())
-        .map(|Query(v)| v)
-        .unwrap_or_default()
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    // The same query with the cursor replaced (form_urlencoded decodes and re-encodes).
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if k != "cursor" {
+            query.append_pair(&k, &v);
         }
     }
-    out
+    query.append_pair("cursor", &params::encode_cursor(cursor));
+    format!("{base}{}?{}", uri.path(), query.finish())
 }
 
 /// `GET /v1/latest?quantity=&bbox=`: GeoJSON FeatureCollection, one feature per located
