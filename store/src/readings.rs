@@ -44,6 +44,19 @@ struct LatestRow {
     value: f64,
 }
 
+/// `(quantity id, time, value)` rows as readings.
+fn to_readings(rows: Vec<(i16, DateTime<Utc>, f64)>) -> Result<Vec<StoredReading>> {
+    rows.into_iter()
+        .map(|(q, time, value)| {
+            Ok(StoredReading {
+                quantity: quantity_of(q)?,
+                time,
+                value,
+            })
+        })
+        .collect()
+}
+
 fn quantity_of(id: i16) -> Result<Quantity> {
     Quantity::from_id(id).ok_or(StoreError::Corrupt {
         column: "quantity",
@@ -79,15 +92,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(q, time, value)| {
-                Ok(StoredReading {
-                    quantity: quantity_of(q)?,
-                    time,
-                    value,
-                })
-            })
-            .collect()
+        to_readings(rows)
     }
 
     /// Latest value per located device (and quantity), optionally restricted.
@@ -138,15 +143,7 @@ impl Store {
         .bind(dev_eui.as_i64())
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(q, time, value)| {
-                Ok(StoredReading {
-                    quantity: quantity_of(q)?,
-                    time,
-                    value,
-                })
-            })
-            .collect()
+        to_readings(rows)
     }
 
     /// Counts of readings, uplinks and dead letters (operator overview, tests).
