@@ -10,6 +10,12 @@ pub enum ApiError {
     /// A query or path parameter is malformed or out of range.
     #[error("invalid parameter '{param}': {message}")]
     BadParam { param: String, message: String },
+    /// No usable credentials: missing, malformed, unknown or revoked key.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Valid credentials that do not grant access to this resource.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The resource does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(String),
@@ -40,6 +46,14 @@ impl IntoResponse for ApiError {
                     Some(param.clone()),
                 )
             }
+            ApiError::Unauthorized(why) => {
+                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "401").increment(1);
+                (StatusCode::UNAUTHORIZED, "Unauthorized", why.clone(), None)
+            }
+            ApiError::Forbidden(why) => {
+                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "403").increment(1);
+                (StatusCode::FORBIDDEN, "Forbidden", why.clone(), None)
+            }
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "Not Found",
@@ -69,11 +83,17 @@ impl IntoResponse for ApiError {
         if let Some(p) = param {
             body["parameter"] = json!(p);
         }
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

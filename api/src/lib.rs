@@ -2,7 +2,10 @@
 //!
 //! Only this crate knows HTTP DTOs; errors become problem+json in exactly one place ([`error`]).
 
+pub mod aggregates;
+pub mod auth;
 pub mod error;
+pub mod geo;
 mod handlers;
 pub mod params;
 

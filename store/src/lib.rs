@@ -1,13 +1,17 @@
 //! All Stadtpuls SQL: embedded migrations and typed, parameterised queries over PostgreSQL +
 //! TimescaleDB. No other crate contains SQL.
 
+mod aggregates;
 mod devices;
+mod keys;
 mod readings;
 mod retention;
 pub mod testing;
 mod write;
 
+pub use aggregates::*;
 pub use devices::*;
+pub use keys::*;
 pub use readings::*;
 pub use retention::*;
 pub use write::*;

@@ -1,0 +1,1 @@
+//! Parameters of time-aggregation requests (`bucket`, `agg`, window limits).

@@ -1,0 +1,1 @@
+//! API-key authentication: `Authorization: Bearer …` → a principal (admin or one building).

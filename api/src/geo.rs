@@ -1,0 +1,1 @@
+//! In-memory geo index of located things (rstar), queried in metres (geodesic).

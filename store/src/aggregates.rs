@@ -1,0 +1,1 @@
+//! Time aggregation of readings (`time_bucket`), with every bucket of a window present.
