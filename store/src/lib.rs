@@ -1,17 +1,15 @@
 //! All Stadtpuls SQL: embedded migrations and typed, parameterised queries over PostgreSQL +
 //! TimescaleDB. No other crate contains SQL.
 
-mod aggregates;
+pub mod aggregates;
 mod devices;
-mod keys;
+pub mod keys;
 mod readings;
 mod retention;
 pub mod testing;
 mod write;
 
-pub use aggregates::*;
 pub use devices::*;
-pub use keys::*;
 pub use readings::*;
 pub use retention::*;
 pub use write::*;
