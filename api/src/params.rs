@@ -27,6 +27,25 @@ impl Params {
         }
     }
 
+    /// A raw string parameter (empty counts as absent).
+    pub fn string(&mut self, name: &str) -> Option<String> {
+        self.take(name)
+    }
+
+    /// A parameter parsed with `FromStr`; the error names it and echoes (a clip of) the value.
+    pub fn parsed<T: std::str::FromStr>(
+        &mut self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
+        self.take(name)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| ApiError::bad(name, format!("'{}' is not {what}", clip(&v))))
+            })
+            .transpose()
+    }
+
     pub fn quantity(&mut self) -> Result<Option<Quantity>, ApiError> {
         self.take("quantity")
             .map(|v| {
