@@ -47,11 +47,13 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::Unauthorized(why) => {
-                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "401").increment(1);
+                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "401")
+                    .increment(1);
                 (StatusCode::UNAUTHORIZED, "Unauthorized", why.clone(), None)
             }
             ApiError::Forbidden(why) => {
-                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "403").increment(1);
+                metrics::counter!("stadtpuls_api_auth_failures_total", "status" => "403")
+                    .increment(1);
                 (StatusCode::FORBIDDEN, "Forbidden", why.clone(), None)
             }
             ApiError::NotFound(what) => (
@@ -90,9 +92,10 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
+    /// Places registry commands (parking sites, buildings, rooms).
+    Places {
+        #[command(subcommand)]
+        command: PlacesCommand,
+    },
     /// Rebuild readings from stored raw uplinks and replay dead letters.
     Reprocess {
         /// Start of the window (RFC 3339).
@@ -78,6 +83,12 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum DevicesCommand {
     /// Import (insert or update) devices from GeoJSON or CSV.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum PlacesCommand {
+    /// Import (insert or update) parking sites, buildings and rooms from GeoJSON or CSV.
     Import { file: PathBuf },
 }
 
@@ -304,6 +315,24 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
                 file.display(),
                 o.inserted,
                 o.updated
+            );
+            Ok(())
+        }
+        Command::Places {
+            command: PlacesCommand::Import { file },
+        } => {
+            let places = stadtpuls::places::read_file(&file)?;
+            let store = app::connect_store(&settings).await?;
+            let o = store
+                .import_places(&places.sites, &places.buildings, &places.rooms)
+                .await
+                .context("importing places")?;
+            println!(
+                "places imported from {}: {} parking sites, {} buildings, {} rooms",
+                file.display(),
+                o.sites,
+                o.buildings,
+                o.rooms
             );
             Ok(())
         }

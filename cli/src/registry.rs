@@ -1,8 +1,10 @@
 //! `stadtpuls devices import FILE`: the device registry from GeoJSON or CSV.
 //!
 //! GeoJSON: a FeatureCollection of Point features whose properties carry `dev_eui`, `name`,
-//! `kind`, `codec`, `visibility`, optional `site_id`, `room_id`. CSV: a header row with
-//! `dev_eui,name,lat,lon,kind,codec,visibility` (+ optional `site_id,room_id`).
+//! `kind`, `codec`, `visibility`, optional `site_id`, `building_id`, `room_id`. CSV: a header
+//! row with `dev_eui,name,lat,lon,kind,codec,visibility` (+ optional `site_id,building_id,room_id`).
+//! Features that describe places (a `place_type` property) are skipped here: `places import`
+//! reads them from the same file.
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
@@ -43,6 +45,7 @@ struct Fields<'a> {
     visibility: Option<&'a str>,
     location: Option<(f64, f64)>,
     site_id: Option<&'a str>,
+    building_id: Option<&'a str>,
     room_id: Option<&'a str>,
 }
 
@@ -82,22 +85,36 @@ fn build(f: Fields<'_>) -> anyhow::Result<NewDevice> {
         visibility,
         location: f.location,
         site_id: opt(f.site_id),
+        building_id: opt(f.building_id),
         room_id: opt(f.room_id),
     })
 }
 
-fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
-    let v: Value = serde_json::from_str(text).context("not valid JSON")?;
+/// The features of a GeoJSON FeatureCollection.
+pub fn features(text: &str) -> anyhow::Result<Vec<Value>> {
+    let mut v: Value = serde_json::from_str(text).context("not valid JSON")?;
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         bail!("expected a GeoJSON FeatureCollection");
     }
-    let features = v
-        .get("features")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("FeatureCollection without 'features'"))?;
-    features
+    match v.get_mut("features").map(Value::take) {
+        Some(Value::Array(a)) => Ok(a),
+        _ => bail!("FeatureCollection without 'features'"),
+    }
+}
+
+/// True for registry features that describe a place rather than a device.
+pub fn is_place(feature: &Value) -> bool {
+    feature
+        .get("properties")
+        .and_then(|p| p.get("place_type"))
+        .is_some()
+}
+
+fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
+    features(text)?
         .iter()
         .enumerate()
+        .filter(|(_, f)| !is_place(f))
         .map(|(i, f)| {
             let props = f
                 .get("properties")
@@ -133,6 +150,7 @@ fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
                 visibility: s("visibility"),
                 location,
                 site_id: s("site_id"),
+                building_id: s("building_id"),
                 room_id: s("room_id"),
             })
             .with_context(|| format!("feature {i} ({dev_eui})"))
@@ -175,6 +193,7 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<NewDevice>> {
                 visibility: get(col("visibility")),
                 location,
                 site_id: get(col("site_id")),
+                building_id: get(col("building_id")),
                 room_id: get(col("room_id")),
             })
             .with_context(|| format!("line {line}"))?,

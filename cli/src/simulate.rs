@@ -81,6 +81,8 @@ pub struct SimDevice {
     pub lat: f64,
     pub lon: f64,
     pub site_id: Option<String>,
+    /// Building of a room sensor (rooms are unique within their building).
+    pub building_id: Option<String>,
     pub room_id: Option<String>,
     pub format: SimFormat,
     spec: &'static KindSpec,
@@ -258,6 +260,7 @@ impl SimDevice {
             lat: round7(lat),
             lon: round7(lon),
             site_id: None,
+            building_id: None,
             room_id: None,
             format: spec.format,
             spec,
@@ -275,7 +278,8 @@ impl SimDevice {
         self
     }
 
-    fn with_room(mut self, room_id: String) -> Self {
+    fn with_room(mut self, building_id: &str, room_id: String) -> Self {
+        self.building_id = Some(building_id.to_string());
         self.room_id = Some(room_id);
         self
     }
@@ -347,8 +351,7 @@ pub fn fleet(opts: &SimOptions) -> Vec<SimDevice> {
         let behaviour = Behaviour::Room(Room::new(usage, &mut rng));
         out.push(
             SimDevice::new(&ROOM_CLIMATE, k + 1, name, pos, behaviour, &mut rng)
-                .with_site(building.id)
-                .with_room(format!("{}-r{number}", building.id)),
+                .with_room(building.id, format!("{}-r{number}", building.id)),
         );
     }
     for k in 0..stations {
@@ -408,6 +411,9 @@ pub fn registry_geojson(fleet: &[SimDevice]) -> Value {
             if let Some(site) = &d.site_id {
                 props.insert("site_id".into(), json!(site));
             }
+            if let Some(building) = &d.building_id {
+                props.insert("building_id".into(), json!(building));
+            }
             if let Some(room) = &d.room_id {
                 props.insert("room_id".into(), json!(room));
             }
@@ -418,7 +424,55 @@ pub fn registry_geojson(fleet: &[SimDevice]) -> Value {
             })
         })
         .collect();
-    json!({"type": "FeatureCollection", "features": features})
+    let mut all = places_features(fleet);
+    all.extend(features);
+    json!({"type": "FeatureCollection", "features": all})
+}
+
+/// The places the fleet belongs to, as registry features with a `place_type`: the car parks
+/// (ParkAPI static data), the buildings and the rooms that have a sensor.
+fn places_features(fleet: &[SimDevice]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (park, site_type) in
+        city::CAR_PARKS
+            .iter()
+            .zip(["CAR_PARK", "ON_STREET", "OFF_STREET_PARKING_GROUND"])
+    {
+        out.push(json!({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [park.lon, park.lat]},
+            "properties": {
+                "place_type": "parking_site", "uid": park.site_id, "name": park.name,
+                "type": site_type, "purpose": "CAR", "capacity": park.capacity,
+                "operator_name": "Stadt Dortmund (simuliert)", "opening_hours": "24/7",
+            },
+        }));
+    }
+    for b in &city::BUILDINGS {
+        out.push(json!({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [b.lon, b.lat]},
+            "properties": {"place_type": "building", "id": b.id, "name": b.name},
+        }));
+    }
+    for d in fleet {
+        if let (Some(building), Some(room)) = (&d.building_id, &d.room_id) {
+            let number = room
+                .rsplit('-')
+                .next()
+                .unwrap_or(room)
+                .trim_start_matches('r');
+            out.push(json!({
+                "type": "Feature",
+                "geometry": null,
+                "properties": {
+                    "place_type": "room", "building_id": building, "id": room,
+                    "name": format!("Raum {number}"), "floor": number.chars().next().map(String::from),
+                },
+            }));
+        }
+    }
+    out
 }
 
 /// One uplink: (topic without prefix, JSON payload bytes). `now` is the observation time; `rng`
@@ -433,6 +487,9 @@ pub fn uplink(dev: &mut SimDevice, now: DateTime<Utc>, rng: &mut impl Rng) -> (S
     let mut tags = Map::new();
     if let Some(site) = &dev.site_id {
         tags.insert("site_id".into(), json!(site));
+    }
+    if let Some(building) = &dev.building_id {
+        tags.insert("building_id".into(), json!(building));
     }
     if let Some(room) = &dev.room_id {
         tags.insert("room_id".into(), json!(room));
@@ -792,11 +849,20 @@ mod tests {
         let f = fleet(&opts(60, 42));
         let gj = registry_geojson(&f);
         assert_eq!(gj["type"], "FeatureCollection");
-        let features = gj["features"].as_array().unwrap();
+        let all = gj["features"].as_array().unwrap();
+        let (places, features): (Vec<&Value>, Vec<&Value>) = all
+            .iter()
+            .partition(|f| f["properties"].get("place_type").is_some());
         assert_eq!(features.len(), f.len());
+        let rooms = f.iter().filter(|d| d.room_id.is_some()).count();
+        assert_eq!(
+            places.len(),
+            3 + 2 + rooms,
+            "3 car parks, 2 buildings, every sensed room"
+        );
 
         let mut by_kind_visibility: HashMap<(String, String), usize> = HashMap::new();
-        for (feature, dev) in features.iter().zip(&f) {
+        for (feature, dev) in features.iter().copied().zip(&f) {
             let p = &feature["properties"];
             let eui = p["dev_eui"].as_str().unwrap();
             assert_eq!(eui.len(), 16);
@@ -821,8 +887,12 @@ mod tests {
                 }
                 "room_climate" => {
                     let room = p["room_id"].as_str().unwrap();
-                    let site = p["site_id"].as_str().unwrap();
-                    assert!(room.starts_with(&format!("{site}-r")), "{room} in {site}");
+                    let building = p["building_id"].as_str().unwrap();
+                    assert!(
+                        room.starts_with(&format!("{building}-r")),
+                        "{room} in {building}"
+                    );
+                    assert!(p.get("site_id").is_none());
                 }
                 _ => assert!(p.get("site_id").is_none() && p.get("room_id").is_none()),
             }

@@ -109,6 +109,7 @@ pub struct NewDevice {
     pub visibility: Visibility,
     pub location: Option<(f64, f64)>,
     pub site_id: Option<String>,
+    pub building_id: Option<String>,
     pub room_id: Option<String>,
 }
 
@@ -124,6 +125,7 @@ pub struct Device {
     pub lon: Option<f64>,
     pub location_source: Option<String>,
     pub site_id: Option<String>,
+    pub building_id: Option<String>,
     pub room_id: Option<String>,
     pub network_server: Option<String>,
     pub application: Option<String>,
@@ -147,6 +149,7 @@ struct DeviceRow {
     lon: Option<f64>,
     location_source: Option<String>,
     site_id: Option<String>,
+    building_id: Option<String>,
     room_id: Option<String>,
     network_server: Option<String>,
     application: Option<String>,
@@ -171,6 +174,7 @@ impl From<DeviceRow> for Device {
             lon: r.lon,
             location_source: r.location_source,
             site_id: r.site_id,
+            building_id: r.building_id,
             room_id: r.room_id,
             network_server: r.network_server,
             application: r.application,
@@ -186,7 +190,7 @@ impl From<DeviceRow> for Device {
 }
 
 const DEVICE_COLUMNS: &str =
-    "dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id, \
+    "dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, building_id, room_id, \
      network_server, application, auto_registered, first_seen, last_seen, battery_percent, \
      battery_voltage, battery_at, updated_at";
 
@@ -235,7 +239,8 @@ impl Store {
         for chunk in sorted.chunks(1000) {
             let mut eui = Vec::with_capacity(chunk.len());
             let (mut name, mut kind, mut codec, mut vis) = (vec![], vec![], vec![], vec![]);
-            let (mut lat, mut lon, mut site, mut room) = (vec![], vec![], vec![], vec![]);
+            let (mut lat, mut lon, mut site, mut building, mut room) =
+                (vec![], vec![], vec![], vec![], vec![]);
             for d in chunk {
                 eui.push(d.dev_eui.as_i64());
                 name.push(d.name.clone());
@@ -245,19 +250,20 @@ impl Store {
                 lat.push(d.location.map(|l| l.0));
                 lon.push(d.location.map(|l| l.1));
                 site.push(d.site_id.clone());
+                building.push(d.building_id.clone());
                 room.push(d.room_id.clone());
             }
             let inserted: Vec<bool> = sqlx::query_scalar(
-                "INSERT INTO devices AS d (dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, room_id)
-                 SELECT e, n, k, c, v, la, lo, CASE WHEN la IS NULL THEN NULL ELSE 'registry' END, s, r
+                "INSERT INTO devices AS d (dev_eui, name, kind, codec, visibility, lat, lon, location_source, site_id, building_id, room_id)
+                 SELECT e, n, k, c, v, la, lo, CASE WHEN la IS NULL THEN NULL ELSE 'registry' END, s, b, r
                  FROM UNNEST($1::bigint[], $2::text[], $3::device_kind[], $4::text[], $5::visibility[],
-                             $6::float8[], $7::float8[], $8::text[], $9::text[]) AS t(e, n, k, c, v, la, lo, s, r)
+                             $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[]) AS t(e, n, k, c, v, la, lo, s, b, r)
                  ON CONFLICT (dev_eui) DO UPDATE SET
                    name = EXCLUDED.name, kind = EXCLUDED.kind, codec = EXCLUDED.codec,
                    visibility = EXCLUDED.visibility,
                    lat = COALESCE(EXCLUDED.lat, d.lat), lon = COALESCE(EXCLUDED.lon, d.lon),
                    location_source = COALESCE(EXCLUDED.location_source, d.location_source),
-                   site_id = EXCLUDED.site_id, room_id = EXCLUDED.room_id,
+                   site_id = EXCLUDED.site_id, building_id = EXCLUDED.building_id, room_id = EXCLUDED.room_id,
                    auto_registered = false, updated_at = now()
                  RETURNING (xmax = 0)",
             )
@@ -269,6 +275,7 @@ impl Store {
             .bind(&lat)
             .bind(&lon)
             .bind(&site)
+            .bind(&building)
             .bind(&room)
             .fetch_all(&mut *tx)
             .await?;

@@ -4,12 +4,14 @@
 pub mod aggregates;
 mod devices;
 pub mod keys;
+mod places;
 mod readings;
 mod retention;
 pub mod testing;
 mod write;
 
 pub use devices::*;
+pub use places::*;
 pub use readings::*;
 pub use retention::*;
 pub use write::*;

@@ -255,6 +255,7 @@ async fn import_updates_and_pins_locations_against_network_events() {
         visibility: Visibility::Public,
         location: Some((51.5136, 7.4653)),
         site_id: Some("hbf".into()),
+        building_id: None,
         room_id: None,
     };
     let free = NewDevice {
@@ -483,4 +484,79 @@ async fn dead_letters_are_kept_and_replay_marks_them() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn places_import_and_reimport_update() {
+    let store = fresh_store().await.unwrap();
+    let at = t("2024-05-01T10:00:00Z");
+    let mut site = ParkingSite {
+        uid: "hbf".into(),
+        name: "Parkhaus Hbf".into(),
+        site_type: "CAR_PARK".into(),
+        purpose: "CAR".into(),
+        capacity: 420,
+        lat: 51.5186,
+        lon: 7.4589,
+        geometry: None,
+        address: Some("Königswall 15, 44137 Dortmund".into()),
+        operator_name: None,
+        opening_hours: Some("24/7".into()),
+        static_data_updated_at: at,
+    };
+    let building = Building {
+        id: "rathaus".into(),
+        name: "Rathaus".into(),
+        lat: Some(51.5139),
+        lon: Some(7.4653),
+        address: None,
+    };
+    let room = Room {
+        building_id: "rathaus".into(),
+        id: "r101".into(),
+        name: "Raum 101".into(),
+        floor: Some("1".into()),
+        usage: Some("office".into()),
+    };
+    let o = store
+        .import_places(&[site.clone()], &[building.clone()], &[room.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        o,
+        PlacesOutcome {
+            sites: 1,
+            buildings: 1,
+            rooms: 1
+        }
+    );
+    site.capacity = 400;
+    store
+        .import_places(&[site.clone()], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(store.parking_sites().await.unwrap(), vec![site.clone()]);
+    assert_eq!(store.buildings().await.unwrap(), vec![building]);
+    assert_eq!(store.rooms("rathaus").await.unwrap(), vec![room]);
+
+    let orphan = Room {
+        building_id: "nowhere".into(),
+        id: "x".into(),
+        name: "X".into(),
+        floor: None,
+        usage: None,
+    };
+    let err = store
+        .import_places(&[], &[], &[orphan])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("building 'nowhere' does not exist"), "{err}");
+    site.site_type = "GARAGE".into();
+    let err = store
+        .import_places(&[site], &[], &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("GARAGE"), "{err}");
 }

@@ -219,6 +219,7 @@ fn device(
         visibility,
         location,
         site_id: None,
+        building_id: None,
         room_id: None,
     }
 }
