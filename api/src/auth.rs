@@ -287,6 +287,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             ingest: None,
             metrics: None,
+            devices: Default::default(),
         };
         let router = Router::new()
             .route("/whoami", get(whoami))

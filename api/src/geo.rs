@@ -79,6 +79,13 @@ pub struct GeoIndex<T> {
     skipped: usize,
 }
 
+impl<T: Clone> Default for GeoIndex<T> {
+    /// An empty index.
+    fn default() -> Self {
+        GeoIndex::new(std::iter::empty())
+    }
+}
+
 impl<T: Clone> GeoIndex<T> {
     /// Indexes `(id, lat, lon)` triples. Items whose coordinates are not finite or lie outside
     /// WGS84 (lat -90..90, lon -180..180) are skipped and counted in [`GeoIndex::skipped`].

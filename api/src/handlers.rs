@@ -1,8 +1,10 @@
 //! Request handlers and their response DTOs.
 
 use crate::error::ApiError;
+use crate::geo::{GeoQuery, Hit};
 use crate::params::{self, Params};
 use crate::AppState;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +12,7 @@ use axum::Json;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::{DevEui, Quantity};
-use stadtpuls_store::{Device, DeviceFilter, ReadingCursor, StoredReading, Visibility};
+use stadtpuls_store::{Device, DeviceFilter, LatestValue, ReadingCursor, StoredReading, Visibility};
 use std::collections::{BTreeMap, HashMap};
 
 type Q = Query<HashMap<String, String>>;
@@ -89,20 +91,64 @@ pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "items": items, "total_count": items.len() })))
 }
 
-/// `GET /v1/devices?bbox=`: public devices.
+/// The public devices a geo query selects, in the query's order, with distances for
+/// radius/nearest queries; `None` for "no geo filter".
+fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
+    match q {
+        GeoQuery::All => None,
+        q => Some(st.devices.public().query(q)),
+    }
+}
+
+/// `GET /v1/devices?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public devices.
 pub async fn devices(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
-    let bbox = p.bbox()?;
+    let geo = crate::geo::parse_geo_query(&mut p)?;
     p.finish()?;
-    let devices = st
-        .store
-        .devices(DeviceFilter {
-            bbox,
-            public_only: true,
-        })
-        .await?;
-    let items: Vec<Value> = devices.iter().map(device_json).collect();
+    devices_for(&st, &geo).await
+}
+
+/// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
+pub async fn devices_search(State(st): State<AppState>, Query(q): Q, body: Bytes) -> Result<Json<Value>, ApiError> {
+    Params::new(q).finish()?;
+    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
+    devices_for(&st, &geo).await
+}
+
+async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = match select(st, geo) {
+        None => {
+            let devices = st.store.devices(DeviceFilter { bbox: None, public_only: true }).await?;
+            devices.iter().map(device_json).collect()
+        }
+        Some(hits) => {
+            let ids: Vec<DevEui> = hits.iter().map(|h| h.id).collect();
+            let found: HashMap<DevEui, Device> =
+                st.store.devices_by_ids(&ids).await?.into_iter().map(|d| (d.dev_eui, d)).collect();
+            hits.iter()
+                .filter_map(|h| {
+                    // The index may be a few seconds older than the registry: re-check visibility.
+                    let d = found.get(&h.id).filter(|d| d.visibility == Visibility::Public)?;
+                    let mut v = device_json(d);
+                    if let Some(m) = h.distance_m {
+                        v["distance_m"] = json!(round_m(m));
+                    }
+                    Some(v)
+                })
+                .collect()
+        }
+    };
     Ok(Json(json!({ "items": items, "total_count": items.len() })))
+}
+
+/// Distances to the centimetre.
+fn round_m(m: f64) -> f64 {
+    (m * 100.0).round() / 100.0
+}
+
+/// Parses a JSON request body; errors name `body`.
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))
 }
 
 /// A public device, or 404 (private devices do not exist for the public API).
@@ -202,50 +248,69 @@ fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCurs
     format!("{base}{}?{}", uri.path(), query.finish())
 }
 
-/// `GET /v1/latest?quantity=&bbox=`: GeoJSON FeatureCollection, one feature per located
-/// public device with its latest value per quantity.
+/// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON
+/// FeatureCollection, one feature per located public device with its latest value per quantity.
 pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
-    let bbox = p.bbox()?;
+    let geo = crate::geo::parse_geo_query(&mut p)?;
     p.finish()?;
-    let rows = st.store.latest(quantity, bbox, true).await?;
-    let mut by_device: BTreeMap<DevEui, Vec<&stadtpuls_store::LatestValue>> = BTreeMap::new();
+    latest_for(&st, quantity, &geo).await
+}
+
+/// `POST /v1/latest/search?quantity=` with a GeoJSON Polygon/MultiPolygon body.
+pub async fn latest_search(State(st): State<AppState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
+    let mut p = Params::new(q);
+    let quantity = p.quantity()?;
+    p.finish()?;
+    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
+    latest_for(&st, quantity, &geo).await
+}
+
+async fn latest_for(st: &AppState, quantity: Option<Quantity>, geo: &GeoQuery) -> Result<Response, ApiError> {
+    let (rows, order): (Vec<LatestValue>, Option<Vec<Hit<DevEui>>>) = match select(st, geo) {
+        None => (st.store.latest(quantity, None, true).await?, None),
+        Some(hits) => {
+            let ids: Vec<DevEui> = hits.iter().map(|h| h.id).collect();
+            (st.store.latest_for(&ids, quantity).await?, Some(hits))
+        }
+    };
+    let mut by_device: BTreeMap<DevEui, Vec<&LatestValue>> = BTreeMap::new();
     for r in &rows {
         by_device.entry(r.dev_eui).or_default().push(r);
     }
-    let features: Vec<Value> = by_device
-        .values()
-        .map(|vals| {
-            let first = vals[0];
-            let readings: Vec<Value> = vals
-                .iter()
-                .map(|v| json!({ "quantity": v.quantity.name(), "value": v.value, "unit": v.quantity.unit(), "time": ts(v.time) }))
-                .collect();
-            let mut props = json!({
-                "dev_eui": first.dev_eui.to_string(),
-                "name": first.name,
-                "kind": first.kind.as_str(),
-                "readings": readings,
-            });
-            if quantity.is_some() {
-                props["quantity"] = json!(first.quantity.name());
-                props["value"] = json!(first.value);
-                props["unit"] = json!(first.quantity.unit());
-                props["time"] = json!(ts(first.time));
-            }
-            json!({
-                "type": "Feature",
-                "id": first.dev_eui.to_string(),
-                "geometry": { "type": "Point", "coordinates": [first.lon, first.lat] },
-                "properties": props,
-            })
+    let feature = |vals: &Vec<&LatestValue>, distance: Option<f64>| {
+        let first = vals[0];
+        let readings: Vec<Value> = vals
+            .iter()
+            .map(|v| json!({ "quantity": v.quantity.name(), "value": v.value, "unit": v.quantity.unit(), "time": ts(v.time) }))
+            .collect();
+        let mut props = json!({
+            "dev_eui": first.dev_eui.to_string(),
+            "name": first.name,
+            "kind": first.kind.as_str(),
+            "readings": readings,
+        });
+        if quantity.is_some() {
+            props["quantity"] = json!(first.quantity.name());
+            props["value"] = json!(first.value);
+            props["unit"] = json!(first.quantity.unit());
+            props["time"] = json!(ts(first.time));
+        }
+        if let Some(m) = distance {
+            props["distance_m"] = json!(round_m(m));
+        }
+        json!({
+            "type": "Feature",
+            "id": first.dev_eui.to_string(),
+            "geometry": { "type": "Point", "coordinates": [first.lon, first.lat] },
+            "properties": props,
         })
-        .collect();
+    };
+    let features: Vec<Value> = match order {
+        None => by_device.values().map(|v| feature(v, None)).collect(),
+        Some(hits) => hits.iter().filter_map(|h| by_device.get(&h.id).map(|v| feature(v, h.distance_m))).collect(),
+    };
     let body = json!({ "type": "FeatureCollection", "features": features });
-    Ok((
-        [(header::CONTENT_TYPE, "application/geo+json")],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
 }

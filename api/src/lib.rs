@@ -8,8 +8,9 @@ pub mod error;
 pub mod geo;
 mod handlers;
 pub mod params;
+pub mod registry_index;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use stadtpuls_config::Settings;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub ingest: Option<Arc<IngestHealth>>,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// In-memory geo index of public devices; [`serve`] keeps it fresh.
+    pub devices: registry_index::DeviceIndex,
 }
 
 /// The full router with its middleware.
@@ -45,9 +48,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/v1/quantities", get(handlers::quantities))
         .route("/v1/devices", get(handlers::devices))
+        .route("/v1/devices/search", post(handlers::devices_search))
         .route("/v1/devices/{dev_eui}", get(handlers::device))
         .route("/v1/devices/{dev_eui}/readings", get(handlers::readings))
         .route("/v1/latest", get(handlers::latest))
+        .route("/v1/latest/search", post(handlers::latest_search))
         .fallback(handlers::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(
@@ -65,6 +70,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    // Build the geo index before the first request, then keep it fresh in the background.
+    if let Err(e) = state.devices.refresh(&state.store).await {
+        tracing::warn!(error = %e, "device geo index not built yet; retrying in the background");
+    }
+    let period = Duration::from_millis(state.settings.ingest.registry_refresh_ms);
+    tokio::spawn(state.devices.clone().refresh_loop(state.store.clone(), period, shutdown.clone()));
     tracing::info!(%addr, "HTTP API listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

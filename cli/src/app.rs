@@ -77,6 +77,7 @@ pub async fn run(
             clock,
             ingest: health,
             metrics,
+            devices: Default::default(),
         };
         let sd = shutdown.clone();
         // HTTP API: graceful shutdown lets in-flight requests finish.

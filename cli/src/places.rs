@@ -24,6 +24,9 @@ pub struct Places {
     pub rooms: Vec<Room>,
 }
 
+/// One place as read: where it came from (for errors), its properties, its geometry.
+type Record = (String, Map<String, Value>, Option<Value>);
+
 /// Reads and validates a places file; errors name the record and field.
 pub fn read_file(path: &Path) -> anyhow::Result<Places> {
     let text =
@@ -65,7 +68,7 @@ fn registry_is_place((_, f): &(usize, Value)) -> bool {
     registry::is_place(f)
 }
 
-fn csv_records(text: &str) -> anyhow::Result<Vec<(String, Map<String, Value>, Option<Value>)>> {
+fn csv_records(text: &str) -> anyhow::Result<Vec<Record>> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());

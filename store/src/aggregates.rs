@@ -4,9 +4,9 @@
 //! with `time_bucket` and left-joins the two, so empty buckets come back with a count of 0.
 //!
 //! Alignment: 15 min and 1 h buckets are aligned to UTC (multiples of the width since the Unix
-//! epoch, which is what `time_bucket` does without a time zone); in every zone whose offset is a
-//! whole hour, as all of Europe, these are also local quarter-hours and hours, and none of them
-//! is ambiguous across a DST change. 1 d buckets run from local midnight to local midnight in
+//! epoch; `time_bucket` without a time zone counts from 2000-01-03 00:00 UTC, which for these
+//! widths is the same grid); in every zone whose offset is a whole hour, as all of Europe, these
+//! are also local quarter-hours and hours, and none of them is ambiguous across a DST change. 1 d buckets run from local midnight to local midnight in
 //! the city's time zone, so they are 23 h or 25 h long on DST change days.
 
 use crate::{Result, Store, StoreError};

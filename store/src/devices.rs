@@ -320,6 +320,41 @@ impl Store {
         Ok(rows.into_iter().map(Device::from).collect())
     }
 
+    /// The given devices (in DevEUI order); unknown ones are left out.
+    pub async fn devices_by_ids(&self, ids: &[DevEui]) -> Result<Vec<Device>> {
+        let ids: Vec<i64> = ids.iter().map(|d| d.as_i64()).collect();
+        let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_eui = ANY($1) ORDER BY dev_eui"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Device::from).collect())
+    }
+
+    /// `(dev_eui, lat, lon, visibility)` of every located device, for the in-memory geo index.
+    pub async fn located_devices(&self) -> Result<Vec<(DevEui, f64, f64, Visibility)>> {
+        let rows: Vec<(i64, f64, f64, Visibility)> = sqlx::query_as(
+            "SELECT dev_eui, lat, lon, visibility FROM devices WHERE lat IS NOT NULL AND lon IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(e, lat, lon, v)| (DevEui::from_i64(e), lat, lon, v))
+            .collect())
+    }
+
+    /// A cheap fingerprint of the registry (newest change, row count): when it changes, caches
+    /// built from the registry are rebuilt.
+    pub async fn registry_stamp(&self) -> Result<(Option<DateTime<Utc>>, i64)> {
+        Ok(
+            sqlx::query_as("SELECT max(updated_at), count(*) FROM devices")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Registry entries changed after `since` (all when `None`), for the ingest's device cache.
     pub async fn directory_since(
         &self,

@@ -57,6 +57,22 @@ fn to_readings(rows: Vec<(i16, DateTime<Utc>, f64)>) -> Result<Vec<StoredReading
         .collect()
 }
 
+impl TryFrom<LatestRow> for LatestValue {
+    type Error = StoreError;
+    fn try_from(r: LatestRow) -> Result<Self> {
+        Ok(LatestValue {
+            dev_eui: DevEui::from_i64(r.dev_eui),
+            name: r.name,
+            kind: r.kind,
+            lat: r.lat,
+            lon: r.lon,
+            quantity: quantity_of(r.quantity)?,
+            time: r.time,
+            value: r.value,
+        })
+    }
+}
+
 fn quantity_of(id: i16) -> Result<Quantity> {
     Quantity::from_id(id).ok_or(StoreError::Corrupt {
         column: "quantity",
@@ -119,20 +135,28 @@ impl Store {
         .bind(bbox.map(|b| b.max_lat))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(LatestValue {
-                    dev_eui: DevEui::from_i64(r.dev_eui),
-                    name: r.name,
-                    kind: r.kind,
-                    lat: r.lat,
-                    lon: r.lon,
-                    quantity: quantity_of(r.quantity)?,
-                    time: r.time,
-                    value: r.value,
-                })
-            })
-            .collect()
+        rows.into_iter().map(LatestValue::try_from).collect()
+    }
+
+    /// Latest values of the given located devices, optionally of one quantity.
+    pub async fn latest_for(
+        &self,
+        ids: &[DevEui],
+        quantity: Option<Quantity>,
+    ) -> Result<Vec<LatestValue>> {
+        let ids: Vec<i64> = ids.iter().map(|d| d.as_i64()).collect();
+        let rows: Vec<LatestRow> = sqlx::query_as(
+            "SELECT d.dev_eui, d.name, d.kind, d.lat, d.lon, l.quantity, l.time, l.value
+             FROM latest_readings l JOIN devices d USING (dev_eui)
+             WHERE l.dev_eui = ANY($1) AND d.lat IS NOT NULL
+               AND ($2::smallint IS NULL OR l.quantity = $2)
+             ORDER BY d.dev_eui, l.quantity",
+        )
+        .bind(&ids)
+        .bind(quantity.map(Quantity::id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(LatestValue::try_from).collect()
     }
 
     /// Latest value of every quantity of one device.

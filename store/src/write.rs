@@ -215,7 +215,11 @@ impl Store {
                    lon = CASE WHEN EXCLUDED.lat IS NOT NULL AND d.location_source IS DISTINCT FROM 'registry'
                          THEN EXCLUDED.lon ELSE d.lon END,
                    location_source = CASE WHEN EXCLUDED.lat IS NOT NULL AND d.location_source IS DISTINCT FROM 'registry'
-                         THEN 'network' ELSE d.location_source END
+                         THEN 'network' ELSE d.location_source END,
+                   -- A moved device is a registry change (geo indexes rebuild on updated_at).
+                   updated_at = CASE WHEN EXCLUDED.lat IS NOT NULL AND d.location_source IS DISTINCT FROM 'registry'
+                         AND (d.lat IS DISTINCT FROM EXCLUDED.lat OR d.lon IS DISTINCT FROM EXCLUDED.lon)
+                         THEN now() ELSE d.updated_at END
                  RETURNING (xmax = 0)",
             )
             .bind(&eui)

@@ -519,7 +519,11 @@ async fn places_import_and_reimport_update() {
         usage: Some("office".into()),
     };
     let o = store
-        .import_places(&[site.clone()], &[building.clone()], &[room.clone()])
+        .import_places(
+            &[site.clone()],
+            std::slice::from_ref(&building),
+            std::slice::from_ref(&room),
+        )
         .await
         .unwrap();
     assert_eq!(

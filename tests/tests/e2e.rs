@@ -706,3 +706,136 @@ async fn simulated_city_traffic_flows_end_to_end() {
     assert!(room_co2 > 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn geo_queries_work_in_metres_and_hide_private_devices() {
+    // Around Dortmund Hbf (51.5178, 7.4593): one device 500 m east, one 1500 m north,
+    // a private one right at the centre, one far away in Phoenix-See.
+    let east = (
+        51.5178,
+        7.4593 + 500.0 / (111_320.0 * 51.5178_f64.to_radians().cos()),
+    );
+    let north = (51.5178 + 1500.0 / 111_250.0, 7.4593);
+    let app = TestApp::start_with(&[
+        device(
+            "0101010101010101",
+            DeviceKind::OutdoorClimate,
+            None,
+            Visibility::Public,
+            Some(east),
+        ),
+        device(
+            "0202020202020202",
+            DeviceKind::ParkingBay,
+            None,
+            Visibility::Public,
+            Some(north),
+        ),
+        device(
+            "0303030303030303",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            Some((51.5178, 7.4593)),
+        ),
+        device(
+            "0404040404040404",
+            DeviceKind::AirQuality,
+            None,
+            Visibility::Public,
+            Some((51.4893, 7.5079)),
+        ),
+    ])
+    .await;
+    let euis = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["dev_eui"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, r1) = app
+        .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
+        .await;
+    assert_eq!(status, 200, "{r1}");
+    assert_eq!(euis(&r1), vec!["0101010101010101"]);
+    let d = r1["items"][0]["distance_m"].as_f64().unwrap();
+    assert!((d - 500.0).abs() < 2.0, "{d}");
+    let (_, r2) = app
+        .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=2000")
+        .await;
+    assert_eq!(euis(&r2), vec!["0101010101010101", "0202020202020202"]);
+    let (_, n) = app
+        .get_json("/v1/devices?lat=51.5178&lon=7.4593&nearest=3")
+        .await;
+    assert_eq!(
+        euis(&n),
+        vec!["0101010101010101", "0202020202020202", "0404040404040404"]
+    );
+    let far = n["items"][2]["distance_m"].as_f64().unwrap();
+    assert!(
+        (far - 4630.5).abs() < 5.0,
+        "Hbf → Phoenix-See is about 4.63 km: {far}"
+    );
+    let (_, b) = app.get_json("/v1/devices?bbox=7.45,51.51,7.47,51.52").await;
+    assert_eq!(euis(&b), vec!["0101010101010101"]);
+
+    // Polygon search around the station only.
+    let poly = json!({"type": "Polygon", "coordinates": [[[7.45, 51.51], [7.47, 51.51], [7.47, 51.535], [7.45, 51.535], [7.45, 51.51]]]});
+    let r = app
+        .http
+        .post(format!("{}/v1/devices/search", app.base))
+        .json(&poly)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(euis(&body), vec!["0101010101010101", "0202020202020202"]);
+    let r = app
+        .http
+        .post(format!("{}/v1/devices/search", app.base))
+        .body("{\"type\":\"Polygon\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["parameter"], json!("body"));
+
+    // Latest values near a point carry distances too.
+    let mut up: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
+    up["object"] = json!({"temperature": 21.5});
+    app.publish(
+        "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up",
+        serde_json::to_vec(&up).unwrap(),
+    )
+    .await;
+    app.wait_for("reading stored", || async {
+        app.store.counts().await.unwrap().readings == 1
+    })
+    .await;
+    let (_, latest) = app
+        .get_json("/v1/latest?quantity=temperature&lat=51.5178&lon=7.4593&nearest=5")
+        .await;
+    let features = latest["features"].as_array().unwrap();
+    assert_eq!(features.len(), 1);
+    assert_eq!(features[0]["properties"]["value"], json!(21.5));
+    assert!((features[0]["properties"]["distance_m"].as_f64().unwrap() - 500.0).abs() < 2.0);
+
+    for (path, param) in [
+        ("/v1/devices?lat=95&lon=7&radius=10", "lat"),
+        ("/v1/devices?lat=51&lon=190&radius=10", "lon"),
+        ("/v1/devices?lat=51&lon=7", "radius"),
+        ("/v1/devices?lat=51&lon=7&radius=-5", "radius"),
+        ("/v1/latest?lat=51&lon=7&nearest=0", "nearest"),
+    ] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(
+            (status, &body["parameter"]),
+            (400, &json!(param)),
+            "{path}: {body}"
+        );
+    }
+    app.stop().await;
+}

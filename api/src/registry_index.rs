@@ -1,0 +1,62 @@
+//! The in-memory geo index of public, located devices, rebuilt when the registry changes
+//! (polled through a cheap fingerprint, so changes made by other processes arrive too).
+
+use crate::geo::GeoIndex;
+use chrono::{DateTime, Utc};
+use stadtpuls_gateways::DevEui;
+use stadtpuls_store::{Store, Visibility};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type Stamp = (Option<DateTime<Utc>>, i64);
+
+#[derive(Debug, Default)]
+struct Inner {
+    public: Arc<GeoIndex<DevEui>>,
+    stamp: Option<Stamp>,
+}
+
+/// Shared handle; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceIndex {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl DeviceIndex {
+    /// The current index of public devices (a snapshot: later rebuilds do not change it).
+    pub fn public(&self) -> Arc<GeoIndex<DevEui>> {
+        self.inner.read().map(|g| g.public.clone()).unwrap_or_default()
+    }
+
+    /// Rebuilds the index if the registry changed since the last build. Returns whether it did.
+    pub async fn refresh(&self, store: &Store) -> Result<bool, stadtpuls_store::StoreError> {
+        let stamp = store.registry_stamp().await?;
+        if self.inner.read().map(|g| g.stamp == Some(stamp)).unwrap_or(false) {
+            return Ok(false);
+        }
+        let located = store.located_devices().await?;
+        let public = GeoIndex::new(
+            located.into_iter().filter(|d| d.3 == Visibility::Public).map(|(e, lat, lon, _)| (e, lat, lon)),
+        );
+        if let Ok(mut g) = self.inner.write() {
+            g.public = Arc::new(public);
+            g.stamp = Some(stamp);
+        }
+        Ok(true)
+    }
+
+    /// Refreshes every `period` until cancelled.
+    pub async fn refresh_loop(self, store: Store, period: Duration, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if let Err(e) = self.refresh(&store).await {
+                tracing::warn!(error = %e, "device geo index refresh failed; serving the previous one");
+            }
+        }
+    }
+}
