@@ -62,6 +62,16 @@ impl IntoResponse for ApiError {
                 format!("{what} not found"),
                 None,
             ),
+            ApiError::Store(stadtpuls_store::StoreError::Invalid { field, problem }) => {
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => field.to_string())
+                    .increment(1);
+                (
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request",
+                    format!("{field}: {problem}"),
+                    Some(field.to_string()),
+                )
+            }
             ApiError::Store(e) if e.is_transient() => {
                 tracing::error!(error = %e, "database unavailable while answering a request");
                 (

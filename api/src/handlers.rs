@@ -12,7 +12,9 @@ use axum::Json;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::{DevEui, Quantity};
-use stadtpuls_store::{Device, DeviceFilter, LatestValue, ReadingCursor, StoredReading, Visibility};
+use stadtpuls_store::{
+    Device, DeviceFilter, LatestValue, ReadingCursor, StoredReading, Visibility,
+};
 use std::collections::{BTreeMap, HashMap};
 
 type Q = Query<HashMap<String, String>>;
@@ -109,7 +111,11 @@ pub async fn devices(State(st): State<AppState>, Query(q): Q) -> Result<Json<Val
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
-pub async fn devices_search(State(st): State<AppState>, Query(q): Q, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn devices_search(
+    State(st): State<AppState>,
+    Query(q): Q,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
     let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
     devices_for(&st, &geo).await
@@ -118,17 +124,30 @@ pub async fn devices_search(State(st): State<AppState>, Query(q): Q, body: Bytes
 async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiError> {
     let items: Vec<Value> = match select(st, geo) {
         None => {
-            let devices = st.store.devices(DeviceFilter { bbox: None, public_only: true }).await?;
+            let devices = st
+                .store
+                .devices(DeviceFilter {
+                    bbox: None,
+                    public_only: true,
+                })
+                .await?;
             devices.iter().map(device_json).collect()
         }
         Some(hits) => {
             let ids: Vec<DevEui> = hits.iter().map(|h| h.id).collect();
-            let found: HashMap<DevEui, Device> =
-                st.store.devices_by_ids(&ids).await?.into_iter().map(|d| (d.dev_eui, d)).collect();
+            let found: HashMap<DevEui, Device> = st
+                .store
+                .devices_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.dev_eui, d))
+                .collect();
             hits.iter()
                 .filter_map(|h| {
                     // The index may be a few seconds older than the registry: re-check visibility.
-                    let d = found.get(&h.id).filter(|d| d.visibility == Visibility::Public)?;
+                    let d = found
+                        .get(&h.id)
+                        .filter(|d| d.visibility == Visibility::Public)?;
                     let mut v = device_json(d);
                     if let Some(m) = h.distance_m {
                         v["distance_m"] = json!(round_m(m));
@@ -222,6 +241,40 @@ pub async fn readings(
     })))
 }
 
+/// `GET /v1/devices/{dev_eui}/aggregates?quantity=&from=&to=&bucket=&agg=`: every bucket of the
+/// window, empty ones with count 0; day buckets follow `city.timezone`.
+pub async fn aggregates(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let query = crate::aggregates::parse_aggregate_query(&mut p, st.clock.now())?;
+    p.finish()?;
+    let d = public_device(&st, &raw).await?;
+    let buckets = st
+        .store
+        .aggregates(
+            d.dev_eui,
+            query.quantity,
+            query.from,
+            query.to,
+            query.width,
+            &st.settings.city.timezone,
+        )
+        .await?;
+    Ok(Json(json!({
+        "dev_eui": d.dev_eui.to_string(),
+        "quantity": query.quantity.name(),
+        "unit": query.quantity.unit(),
+        "bucket": query.width.as_str(),
+        "timezone": st.settings.city.timezone,
+        "from": ts(query.from),
+        "to": ts(query.to),
+        "items": buckets.iter().map(|b| crate::aggregates::bucket_json(b, &query.aggs)).collect::<Vec<_>>(),
+    })))
+}
+
 /// The same request with `cursor` replaced, as an absolute URL.
 fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCursor) -> String {
     let base = if st.settings.http.public_base_url.is_empty() {
@@ -259,7 +312,11 @@ pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response,
 }
 
 /// `POST /v1/latest/search?quantity=` with a GeoJSON Polygon/MultiPolygon body.
-pub async fn latest_search(State(st): State<AppState>, Query(q): Q, body: Bytes) -> Result<Response, ApiError> {
+pub async fn latest_search(
+    State(st): State<AppState>,
+    Query(q): Q,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
     p.finish()?;
@@ -267,7 +324,11 @@ pub async fn latest_search(State(st): State<AppState>, Query(q): Q, body: Bytes)
     latest_for(&st, quantity, &geo).await
 }
 
-async fn latest_for(st: &AppState, quantity: Option<Quantity>, geo: &GeoQuery) -> Result<Response, ApiError> {
+async fn latest_for(
+    st: &AppState,
+    quantity: Option<Quantity>,
+    geo: &GeoQuery,
+) -> Result<Response, ApiError> {
     let (rows, order): (Vec<LatestValue>, Option<Vec<Hit<DevEui>>>) = match select(st, geo) {
         None => (st.store.latest(quantity, None, true).await?, None),
         Some(hits) => {
@@ -309,8 +370,15 @@ async fn latest_for(st: &AppState, quantity: Option<Quantity>, geo: &GeoQuery) -
     };
     let features: Vec<Value> = match order {
         None => by_device.values().map(|v| feature(v, None)).collect(),
-        Some(hits) => hits.iter().filter_map(|h| by_device.get(&h.id).map(|v| feature(v, h.distance_m))).collect(),
+        Some(hits) => hits
+            .iter()
+            .filter_map(|h| by_device.get(&h.id).map(|v| feature(v, h.distance_m)))
+            .collect(),
     };
     let body = json!({ "type": "FeatureCollection", "features": features });
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/geo+json")],
+        body.to_string(),
+    )
+        .into_response())
 }

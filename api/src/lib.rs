@@ -51,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/devices/search", post(handlers::devices_search))
         .route("/v1/devices/{dev_eui}", get(handlers::device))
         .route("/v1/devices/{dev_eui}/readings", get(handlers::readings))
+        .route(
+            "/v1/devices/{dev_eui}/aggregates",
+            get(handlers::aggregates),
+        )
         .route("/v1/latest", get(handlers::latest))
         .route("/v1/latest/search", post(handlers::latest_search))
         .fallback(handlers::not_found)
@@ -75,7 +79,12 @@ pub async fn serve(
         tracing::warn!(error = %e, "device geo index not built yet; retrying in the background");
     }
     let period = Duration::from_millis(state.settings.ingest.registry_refresh_ms);
-    tokio::spawn(state.devices.clone().refresh_loop(state.store.clone(), period, shutdown.clone()));
+    tokio::spawn(
+        state
+            .devices
+            .clone()
+            .refresh_loop(state.store.clone(), period, shutdown.clone()),
+    );
     tracing::info!(%addr, "HTTP API listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

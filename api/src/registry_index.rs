@@ -26,18 +26,29 @@ pub struct DeviceIndex {
 impl DeviceIndex {
     /// The current index of public devices (a snapshot: later rebuilds do not change it).
     pub fn public(&self) -> Arc<GeoIndex<DevEui>> {
-        self.inner.read().map(|g| g.public.clone()).unwrap_or_default()
+        self.inner
+            .read()
+            .map(|g| g.public.clone())
+            .unwrap_or_default()
     }
 
     /// Rebuilds the index if the registry changed since the last build. Returns whether it did.
     pub async fn refresh(&self, store: &Store) -> Result<bool, stadtpuls_store::StoreError> {
         let stamp = store.registry_stamp().await?;
-        if self.inner.read().map(|g| g.stamp == Some(stamp)).unwrap_or(false) {
+        if self
+            .inner
+            .read()
+            .map(|g| g.stamp == Some(stamp))
+            .unwrap_or(false)
+        {
             return Ok(false);
         }
         let located = store.located_devices().await?;
         let public = GeoIndex::new(
-            located.into_iter().filter(|d| d.3 == Visibility::Public).map(|(e, lat, lon, _)| (e, lat, lon)),
+            located
+                .into_iter()
+                .filter(|d| d.3 == Visibility::Public)
+                .map(|(e, lat, lon, _)| (e, lat, lon)),
         );
         if let Ok(mut g) = self.inner.write() {
             g.public = Arc::new(public);

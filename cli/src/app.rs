@@ -52,6 +52,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = connect_store(&settings).await?;
+    store
+        .check_time_zone(&settings.city.timezone)
+        .await
+        .map_err(|e| anyhow::anyhow!("city.timezone: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ingest_ctx = if parts.ingest {
         Some(

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
+    /// API keys: create (shown once), revoke, list.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Places registry commands (parking sites, buildings, rooms).
     Places {
         #[command(subcommand)]
@@ -84,6 +89,24 @@ enum Command {
 enum DevicesCommand {
     /// Import (insert or update) devices from GeoJSON or CSV.
     Import { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key for one building (`--building ID`) or for operators (`--admin`).
+    Create {
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        building: Option<String>,
+        /// Free text shown in `keys list` (who holds the key).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Revoke a key, given its id, its prefix or the key itself.
+    Revoke { key: String },
+    /// List keys (never their secrets).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,6 +339,20 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
                 o.inserted,
                 o.updated
             );
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = app::connect_store(&settings).await?;
+            let out = match command {
+                KeysCommand::Create {
+                    admin,
+                    building,
+                    label,
+                } => stadtpuls::keys::create(&store, admin, building, label).await?,
+                KeysCommand::Revoke { key } => stadtpuls::keys::revoke(&store, &key).await?,
+                KeysCommand::List => stadtpuls::keys::list(&store).await?,
+            };
+            println!("{out}");
             Ok(())
         }
         Command::Places {

@@ -40,6 +40,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub retention: RetentionSettings,
     pub mapping: MappingSettings,
+    pub city: CitySettings,
     pub simulator: SimulatorSettings,
     pub log: LogSettings,
 }
@@ -302,6 +303,23 @@ impl KeyMapping {
     }
 }
 
+/// Facts about the city the platform serves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CitySettings {
+    /// IANA time zone: day buckets start at local midnight here. Checked against the
+    /// database's time-zone list at startup.
+    pub timezone: String,
+}
+
+impl Default for CitySettings {
+    fn default() -> Self {
+        Self {
+            timezone: "Europe/Berlin".into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimulatorSettings {
@@ -483,6 +501,18 @@ impl Settings {
                     "must be a finite, non-zero number".into(),
                 ));
             }
+        }
+        let tz = &self.city.timezone;
+        if tz.is_empty()
+            || tz.len() > 64
+            || !tz
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+        {
+            return Err(bad(
+                "city.timezone",
+                format!("'{tz}' is not an IANA time zone name like Europe/Berlin"),
+            ));
         }
         if !(self.simulator.rate > 0.0 && self.simulator.rate <= 100_000.0) {
             return Err(bad(

@@ -94,6 +94,10 @@ interval_minutes = 60
 # "MyTempSensor" = "temperature"
 # "pressure_pa" = { quantity = "pressure", factor = 0.01 }
 
+[city]
+# IANA time zone; day buckets of aggregates start at local midnight here.
+timezone = "Europe/Berlin"
+
 [simulator]
 # Total uplinks per second across all simulated devices.
 rate = 20.0

@@ -839,3 +839,94 @@ async fn geo_queries_work_in_metres_and_hide_private_devices() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hourly_aggregates_include_empty_buckets() {
+    let app = TestApp::start_with(&[device(
+        "0101010101010101",
+        DeviceKind::OutdoorClimate,
+        None,
+        Visibility::Public,
+        Some((51.5, 7.4)),
+    )])
+    .await;
+    let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
+    for (i, (time, temp)) in [
+        ("2024-05-01T10:05:00Z", 20.0),
+        ("2024-05-01T10:35:00Z", 24.0),
+        ("2024-05-01T12:10:00Z", 18.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut up: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
+        up["deduplicationId"] = json!(format!("00000000-0000-4000-8000-00000000000{i}"));
+        up["time"] = json!(time);
+        up["object"] = json!({"temperature": temp});
+        app.publish(topic, serde_json::to_vec(&up).unwrap()).await;
+    }
+    app.wait_for("3 readings", || async {
+        app.store.counts().await.unwrap().readings == 3
+    })
+    .await;
+    let path = "/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=1h&from=2024-05-01T10:00:00Z&to=2024-05-01T13:00:00Z";
+    let (status, body) = app.get_json(path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["unit"], &body["timezone"]),
+        (&json!("°C"), &json!("Europe/Berlin"))
+    );
+    let items = body["items"].as_array().unwrap();
+    let got: Vec<(String, i64, Value, Value, Value)> = items
+        .iter()
+        .map(|b| {
+            (
+                b["start"].as_str().unwrap().to_string(),
+                b["count"].as_i64().unwrap(),
+                b["avg"].clone(),
+                b["min"].clone(),
+                b["max"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "2024-05-01T10:00:00Z".into(),
+                2,
+                json!(22.0),
+                json!(20.0),
+                json!(24.0)
+            ),
+            (
+                "2024-05-01T11:00:00Z".into(),
+                0,
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ),
+            (
+                "2024-05-01T12:00:00Z".into(),
+                1,
+                json!(18.0),
+                json!(18.0),
+                json!(18.0)
+            ),
+        ]
+    );
+    for (path, param) in [
+        ("/v1/devices/0101010101010101/aggregates?bucket=1h", "quantity"),
+        ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=5m", "bucket"),
+        ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=1h&agg=sum", "agg"),
+        ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=15m&from=2024-01-01T00:00:00Z&to=2024-12-31T00:00:00Z", "bucket"),
+    ] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!((status, &body["parameter"]), (400, &json!(param)), "{path}: {body}");
+    }
+    // A year of hourly buckets is allowed.
+    let (status, year) = app.get_json("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=1h&from=2024-01-01T00:00:00Z&to=2025-01-01T00:00:00Z").await;
+    assert_eq!(status, 200);
+    assert_eq!(year["items"].as_array().unwrap().len(), 8784);
+    app.stop().await;
+}
