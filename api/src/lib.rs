@@ -4,10 +4,12 @@
 
 pub mod aggregates;
 pub mod auth;
+pub mod buildings;
 pub mod error;
 pub mod geo;
 mod handlers;
 pub mod params;
+pub mod parking;
 pub mod registry_index;
 
 use axum::routing::{get, post};
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/latest", get(handlers::latest))
         .route("/v1/latest/search", post(handlers::latest_search))
+        .merge(parking::routes())
+        .merge(buildings::routes())
         .fallback(handlers::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(

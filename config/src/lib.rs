@@ -41,6 +41,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub mapping: MappingSettings,
     pub city: CitySettings,
+    pub parking: ParkingSettings,
+    pub buildings: BuildingSettings,
     pub simulator: SimulatorSettings,
     pub log: LogSettings,
 }
@@ -299,6 +301,51 @@ impl KeyMapping {
         match self {
             KeyMapping::Quantity(_) => 1.0,
             KeyMapping::Scaled { factor, .. } => *factor,
+        }
+    }
+}
+
+/// Realtime parking rules.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParkingSettings {
+    /// A site without data from any of its devices for this long reports no realtime data.
+    pub stale_after_minutes: u32,
+    /// A bay's latest state counts while it sent any uplink within this window (twice its
+    /// heartbeat interval: bays report on change plus a heartbeat).
+    pub bay_fresh_minutes: u32,
+    /// The same for entrance counters reporting `free_spaces`.
+    pub counter_fresh_minutes: u32,
+}
+
+impl Default for ParkingSettings {
+    fn default() -> Self {
+        Self {
+            stale_after_minutes: 30,
+            bay_fresh_minutes: 20,
+            counter_fresh_minutes: 10,
+        }
+    }
+}
+
+/// Building climate rules.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildingSettings {
+    /// Rooms above this CO₂ level are flagged (ppm).
+    pub co2_alert_ppm: f64,
+    /// A room sensor silent for this long is flagged as stale.
+    pub stale_after_minutes: u32,
+    /// Devices whose battery is below this percentage count as low (`status=low_battery`).
+    pub low_battery_percent: f64,
+}
+
+impl Default for BuildingSettings {
+    fn default() -> Self {
+        Self {
+            co2_alert_ppm: 1000.0,
+            stale_after_minutes: 60,
+            low_battery_percent: 20.0,
         }
     }
 }

@@ -98,6 +98,22 @@ interval_minutes = 60
 # IANA time zone; day buckets of aggregates start at local midnight here.
 timezone = "Europe/Berlin"
 
+[parking]
+# A site without data from any of its devices for this long reports no realtime data.
+stale_after_minutes = 30
+# A bay's (counter's) latest state counts while it sent any uplink within this window:
+# twice the heartbeat interval, since bays report on change plus a heartbeat.
+bay_fresh_minutes = 20
+counter_fresh_minutes = 10
+
+[buildings]
+# Rooms above this CO₂ level (ppm) are flagged.
+co2_alert_ppm = 1000.0
+# Room sensors silent for this long are flagged as stale.
+stale_after_minutes = 60
+# Battery below this percentage counts as low (GET /v1/devices?status=low_battery).
+low_battery_percent = 20.0
+
 [simulator]
 # Total uplinks per second across all simulated devices.
 rate = 20.0
