@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -62,13 +64,56 @@ pub fn router(state: AppState) -> Router {
         .merge(parking::routes())
         .merge(buildings::routes())
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(cors(&state.settings.http.cors_allowed_origins))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CORS for browser apps: read-only, any of the configured origins (`*` = any).
+fn cors(origins: &[String]) -> CorsLayer {
+    use axum::http::{header, HeaderValue, Method};
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        base.allow_origin(tower_http::cors::Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        base.allow_origin(list)
+    }
+}
+
+/// Request count and latency per route (the matched pattern, not the raw path, so that
+/// DevEUIs do not explode the label set), method and status.
+async fn record_http_metrics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("stadtpuls_http_requests_total", &labels).increment(1);
+    metrics::histogram!("stadtpuls_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled (graceful: in-flight requests finish).

@@ -21,10 +21,11 @@ pub struct Parts {
 /// Connects to the database (and migrates when configured), with a clear message on failure.
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
     let db = &settings.database;
-    let store = Store::connect(
+    let store = Store::connect_with(
         &db.url,
         db.max_connections,
         Duration::from_secs(db.connect_timeout_secs),
+        Some(Duration::from_millis(db.statement_timeout_ms)),
     )
     .await
     .with_context(|| {

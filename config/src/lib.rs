@@ -78,6 +78,8 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout_secs: u64,
+    /// Every statement is cancelled after this long (0 = no limit).
+    pub statement_timeout_ms: u64,
     /// Run pending migrations when `run`, `ingest` or `api` start.
     pub migrate_on_start: bool,
 }
@@ -88,6 +90,7 @@ impl Default for DatabaseSettings {
             url: "postgres://postgres@127.0.0.1:5432/stadtpuls".into(),
             max_connections: 10,
             connect_timeout_secs: 5,
+            statement_timeout_ms: 30_000,
             migrate_on_start: true,
         }
     }
@@ -99,6 +102,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
@@ -229,6 +233,8 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     /// Largest `limit` a readings page may ask for.
     pub max_page_size: u32,
+    /// Origins allowed to call the API from a browser (`*` = any). Empty = no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -239,6 +245,7 @@ impl Default for HttpSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             max_page_size: 10_000,
+            cors_allowed_origins: vec!["*".into()],
         }
     }
 }

@@ -16,6 +16,8 @@ const TEMPLATE: &str = r#"# Stadtpuls configuration. Every setting is shown with
 url = "postgres://postgres@127.0.0.1:5432/stadtpuls"
 max_connections = 10
 connect_timeout_secs = 5
+# Every statement is cancelled after this long (0 = no limit).
+statement_timeout_ms = 30000
 # Apply pending migrations when run/ingest/api start (migrate does it explicitly).
 migrate_on_start = true
 
@@ -80,6 +82,8 @@ public_base_url = ""
 max_body_bytes = 1048576
 request_timeout_secs = 30
 max_page_size = 10000
+# Origins allowed to call the API from browser apps ("*" = any); [] = no CORS headers.
+cors_allowed_origins = ["*"]
 
 [retention]
 # Days to keep each table; 0 keeps forever.

@@ -3,7 +3,9 @@
 
 pub mod aggregates;
 mod devices;
+pub mod buildings;
 pub mod keys;
+pub mod parking;
 mod places;
 mod readings;
 mod retention;
@@ -108,16 +110,30 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects lazily-checked: the pool is created and one connection is tried.
+    /// Connects without a statement timeout (tests, tools); see [`Store::connect_with`].
     pub async fn connect(
         url: &str,
         max_connections: u32,
         connect_timeout: Duration,
     ) -> Result<Store> {
+        Store::connect_with(url, max_connections, connect_timeout, None).await
+    }
+
+    /// Connects: one direct connection is tried first, then the pool is opened. With
+    /// `statement_timeout`, every statement of every pooled connection is cancelled after it.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Store> {
         use sqlx::Connection;
-        let opts = PgConnectOptions::from_str(url)
+        let mut opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
             .application_name("stadtpuls");
+        if let Some(t) = statement_timeout.filter(|t| !t.is_zero()) {
+            opts = opts.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
+        }
         // One direct connection first, so that a refused connection or a wrong password is
         // reported as such rather than as a pool timeout.
         match tokio::time::timeout(connect_timeout, sqlx::PgConnection::connect_with(&opts)).await {

@@ -700,3 +700,44 @@ async fn hourly_aggregates_include_empty_buckets() {
     assert_eq!(year["items"].as_array().unwrap().len(), 8784);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cors_compression_and_per_route_metrics() {
+    let app = TestApp::start().await;
+    let r = app
+        .http
+        .get(format!("{}/v1/quantities", app.base))
+        .header("Origin", "https://app.example")
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/devices", app.base))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let _ = app.get_json("/v1/devices/0102030405060708").await;
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stadtpuls_http_requests_total{")
+                && l.contains("route=\"/v1/devices/{dev_eui}\"")
+                && l.contains("status=\"404\"")),
+        "{metrics}"
+    );
+    app.stop().await;
+}
