@@ -10,6 +10,7 @@ pub mod geo;
 mod handlers;
 pub mod params;
 pub mod parking;
+pub mod ratelimit;
 pub mod registry_index;
 
 use axum::routing::{get, post};
@@ -64,6 +65,14 @@ pub fn router(state: AppState) -> Router {
         .merge(parking::routes())
         .merge(buildings::routes())
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::Limiter::new(
+                http.rate_limit_per_second,
+                http.rate_limit_burst,
+                http.trusted_proxies.clone(),
+            ),
+            ratelimit::limit,
+        ))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new())
@@ -135,7 +144,9 @@ pub async fn serve(
             .refresh_loop(state.store.clone(), period, shutdown.clone()),
     );
     tracing::info!(%addr, "HTTP API listening");
-    axum::serve(listener, router(state))
+    // Connect info gives the rate limiter the peer address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -1,9 +1,219 @@
-//! Parking endpoints (ParkAPI v3 shapes): sites with realtime free capacity, spots, history.
+//! Parking endpoints (ParkAPI v3 shapes): sites with realtime free capacity, and spots (bays).
+//!
+//! Public, no key. Sites come from `parking_sites`; their realtime fields from the site's public
+//! `parking_counter`/`parking_bay` devices by the rules of [`stadtpuls_store::parking`]. A site
+//! without realtime data has `has_realtime_data: false` and *no* `realtime_*` keys at all (as
+//! ParkAPI serves it), rather than nulls. "Now" is always `st.clock.now()`.
+//!
+//! Geo selection builds a [`GeoIndex`] per request: a city has tens of sites and at most a few
+//! thousand bays, and one bulk load of that costs far less than the database round trip.
 
+use crate::error::ApiError;
+use crate::geo::{GeoIndex, GeoQuery, Hit};
+use crate::params::Params;
 use crate::AppState;
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use stadtpuls_store::parking::{self, ParkingWindows, SiteSignals};
+use stadtpuls_store::ParkingSite;
+use std::collections::HashMap;
+
+type Q = Query<HashMap<String, String>>;
 
 /// The parking routes (public, no key).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/parking/sites", get(sites))
+        .route("/v1/parking/sites/search", post(sites_search))
+        .route("/v1/parking/sites/{uid}", get(site))
+        .route("/v1/parking/spots", get(spots))
+}
+
+/// RFC 3339 in UTC with `Z`, as everywhere in the API.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Distances to the centimetre.
+fn round_m(m: f64) -> f64 {
+    (m * 100.0).round() / 100.0
+}
+
+fn windows(st: &AppState) -> ParkingWindows {
+    let p = &st.settings.parking;
+    ParkingWindows::from_minutes(
+        p.stale_after_minutes,
+        p.bay_fresh_minutes,
+        p.counter_fresh_minutes,
+    )
+}
+
+/// One site as a ParkAPI v3 item: static fields, then realtime fields when there are any.
+fn site_json(
+    site: &ParkingSite,
+    signals: &SiteSignals,
+    now: DateTime<Utc>,
+    w: &ParkingWindows,
+) -> Value {
+    let mut o = Map::new();
+    o.insert("uid".into(), json!(site.uid));
+    o.insert("name".into(), json!(site.name));
+    o.insert("purpose".into(), json!(site.purpose));
+    o.insert("type".into(), json!(site.site_type));
+    o.insert("lat".into(), json!(site.lat));
+    o.insert("lon".into(), json!(site.lon));
+    o.insert("capacity".into(), json!(site.capacity));
+    for (key, value) in [
+        ("address", &site.address),
+        ("operator_name", &site.operator_name),
+        ("opening_hours", &site.opening_hours),
+    ] {
+        if let Some(v) = value {
+            o.insert(key.into(), json!(v));
+        }
+    }
+    o.insert(
+        "static_data_updated_at".into(),
+        json!(ts(site.static_data_updated_at)),
+    );
+    let realtime = parking::site_realtime(
+        site.capacity,
+        site.opening_hours.as_deref(),
+        signals,
+        now,
+        w,
+    );
+    o.insert("has_realtime_data".into(), json!(realtime.is_some()));
+    if let Some(r) = realtime {
+        o.insert("realtime_free_capacity".into(), json!(r.free_capacity));
+        o.insert("realtime_capacity".into(), json!(r.capacity));
+        o.insert(
+            "realtime_opening_status".into(),
+            json!(r.opening_status.as_str()),
+        );
+        o.insert("realtime_data_updated_at".into(), json!(ts(r.updated_at)));
+    }
+    Value::Object(o)
+}
+
+/// `GET /v1/parking/sites?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`
+pub async fn sites(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let geo = crate::geo::parse_geo_query(&mut p)?;
+    p.finish()?;
+    sites_for(&st, &geo).await
+}
+
+/// `POST /v1/parking/sites/search` with a GeoJSON Polygon/MultiPolygon body.
+pub async fn sites_search(
+    State(st): State<AppState>,
+    Query(q): Q,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    Params::new(q).finish()?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    sites_for(&st, &geo).await
+}
+
+async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiError> {
+    let now = st.clock.now();
+    let w = windows(st);
+    let all = st.store.parking_sites().await?;
+    let signals: HashMap<String, SiteSignals> = st
+        .store
+        .parking_signals(None, now, &w)
+        .await?
+        .into_iter()
+        .map(|s| (s.site_uid.clone(), s))
+        .collect();
+    let by_uid: HashMap<&str, &ParkingSite> = all.iter().map(|s| (s.uid.as_str(), s)).collect();
+    let index = GeoIndex::new(all.iter().map(|s| (s.uid.as_str(), s.lat, s.lon)));
+    let items: Vec<Value> = index
+        .query(geo)
+        .iter()
+        .filter_map(|hit| {
+            let site = by_uid.get(hit.id)?;
+            let none = SiteSignals::none(&site.uid);
+            let s = signals.get(&site.uid).unwrap_or(&none);
+            let mut v = site_json(site, s, now, &w);
+            if let Some(m) = hit.distance_m {
+                v["distance_m"] = json!(round_m(m));
+            }
+            Some(v)
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+}
+
+/// `GET /v1/parking/sites/{uid}`: one site, 404 when unknown.
+pub async fn site(
+    State(st): State<AppState>,
+    Path(uid): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    Params::new(q).finish()?;
+    let now = st.clock.now();
+    let w = windows(&st);
+    // There are tens of sites: reading them all is one cheap query and keeps the site mapping
+    // in one place (`places.rs`).
+    let site = st
+        .store
+        .parking_sites()
+        .await?
+        .into_iter()
+        .find(|s| s.uid == uid)
+        .ok_or_else(|| ApiError::NotFound(format!("parking site '{uid}'")))?;
+    let signals = st
+        .store
+        .parking_signals(Some(&uid), now, &w)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| SiteSignals::none(&uid));
+    Ok(Json(site_json(&site, &signals, now, &w)))
+}
+
+/// `GET /v1/parking/spots?site_uid=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public bays
+/// with a location, with their ParkAPI spot status. An unknown `site_uid` selects nothing.
+pub async fn spots(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let site_uid = p.string("site_uid");
+    let geo = crate::geo::parse_geo_query(&mut p)?;
+    p.finish()?;
+    let now = st.clock.now();
+    let bay_fresh = windows(&st).bay_fresh;
+    let bays = st.store.parking_bays(site_uid.as_deref()).await?;
+    let index = GeoIndex::new(bays.iter().enumerate().map(|(i, b)| (i, b.lat, b.lon)));
+    let items: Vec<Value> = index
+        .query(&geo)
+        .iter()
+        .filter_map(|hit: &Hit<usize>| {
+            let bay = bays.get(hit.id)?;
+            let status = parking::spot_status(bay, now, bay_fresh);
+            let updated_at = match status {
+                parking::SpotStatus::Unknown => None,
+                _ => bay.occupied.map(|o| ts(o.time)),
+            };
+            let mut v = json!({
+                "uid": bay.dev_eui.to_string(),
+                "name": bay.name,
+                "parking_site_uid": bay.site_uid,
+                "lat": bay.lat,
+                "lon": bay.lon,
+                "status": status.as_str(),
+                "realtime_data_updated_at": updated_at,
+            });
+            if let Some(m) = hit.distance_m {
+                v["distance_m"] = json!(round_m(m));
+            }
+            Some(v)
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "total_count": items.len() })))
 }

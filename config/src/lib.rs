@@ -235,6 +235,12 @@ pub struct HttpSettings {
     pub max_page_size: u32,
     /// Origins allowed to call the API from a browser (`*` = any). Empty = no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// Requests per second one client (address) may make (0 = no limit)…
+    pub rate_limit_per_second: u32,
+    /// …with bursts up to this many.
+    pub rate_limit_burst: u32,
+    /// Peers whose `X-Forwarded-For` header names the client (reverse proxies). Others' is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -246,6 +252,9 @@ impl Default for HttpSettings {
             request_timeout_secs: 30,
             max_page_size: 10_000,
             cors_allowed_origins: vec!["*".into()],
+            rate_limit_per_second: 50,
+            rate_limit_burst: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }

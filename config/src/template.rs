@@ -84,6 +84,12 @@ request_timeout_secs = 30
 max_page_size = 10000
 # Origins allowed to call the API from browser apps ("*" = any); [] = no CORS headers.
 cors_allowed_origins = ["*"]
+# Requests per second (and burst) one client address may make; 0 = no limit.
+# Over the limit: 429 with Retry-After.
+rate_limit_per_second = 50
+rate_limit_burst = 100
+# Reverse proxies whose X-Forwarded-For header names the client, e.g. ["127.0.0.1"].
+trusted_proxies = []
 
 [retention]
 # Days to keep each table; 0 keeps forever.

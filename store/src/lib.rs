@@ -2,8 +2,8 @@
 //! TimescaleDB. No other crate contains SQL.
 
 pub mod aggregates;
-mod devices;
 pub mod buildings;
+mod devices;
 pub mod keys;
 pub mod parking;
 mod places;

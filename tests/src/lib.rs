@@ -87,6 +87,8 @@ impl TestApp {
         s.mqtt.topic_prefix = format!("stadtpuls-test/{id}/");
         s.http.listen = "127.0.0.1:0".into();
         s.ingest.registry_refresh_ms = 100;
+        // Tests poll quickly from one address; the rate-limit test turns it back on.
+        s.http.rate_limit_per_second = 0;
         adjust(&mut s);
         let settings = Arc::new(s);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

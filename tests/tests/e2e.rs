@@ -741,3 +741,45 @@ async fn cors_compression_and_per_route_metrics() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn clients_are_rate_limited_with_retry_after() {
+    let app = TestApp::start_custom(&[], |s| {
+        s.http.rate_limit_per_second = 1;
+        s.http.rate_limit_burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            app.http
+                .get(format!("{}/v1/quantities", app.base))
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let codes: Vec<u16> = statuses.iter().map(|r| r.status().as_u16()).collect();
+    // The harness used some of the burst while waiting for readiness; at least the last is limited.
+    assert_eq!(*codes.last().unwrap(), 429, "{codes:?}");
+    let limited = statuses
+        .iter()
+        .find(|r| r.status().as_u16() == 429)
+        .unwrap();
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // A made-up key does not get around the limit.
+    let r = app
+        .http
+        .get(format!("{}/v1/quantities", app.base))
+        .bearer_auth("sp_nokey")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    app.stop().await;
+}
