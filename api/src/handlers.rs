@@ -103,8 +103,24 @@ fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
 }
 
 /// `GET /v1/devices?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public devices.
-pub async fn devices(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+///
+/// With `status=silent|low_battery` it is the operator's view of devices needing attention
+/// (public and private alike), which needs an admin key.
+pub async fn devices(
+    State(st): State<AppState>,
+    auth: crate::auth::MaybeAuthenticated,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
+    if let Some(status) = p.string("status") {
+        p.finish()?;
+        let principal = auth.0.ok_or_else(|| {
+            ApiError::Unauthorized("status=… is an operator view: an admin key is required".into())
+        })?;
+        return Ok(Json(
+            crate::buildings::device_status_listing(&st, &principal, &status).await?,
+        ));
+    }
     let geo = crate::geo::parse_geo_query(&mut p)?;
     p.finish()?;
     devices_for(&st, &geo).await

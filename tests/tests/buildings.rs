@@ -326,6 +326,18 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
     let (status, _, body) = get(&app, "/v1/admin/devices?status=dead", Some(admin)).await;
     assert_eq!((status, &body["parameter"]), (400, &json!("status")));
 
+    // The same operator view as `/v1/devices?status=…` (as the issue names it).
+    let (status, _, alias) = get(&app, "/v1/devices?status=low_battery", Some(admin)).await;
+    assert_eq!(status, 200, "{alias}");
+    assert_eq!(euis(&alias), vec!["4444444444444444"]);
+    assert_eq!(get(&app, "/v1/devices?status=silent", None).await.0, 401);
+    assert_eq!(
+        get(&app, "/v1/devices?status=silent", Some(rathaus))
+            .await
+            .0,
+        403
+    );
+
     // None of it is public.
     assert_eq!(app.get_json("/v1/devices").await.1["total_count"], json!(0));
     app.stop().await;
