@@ -288,6 +288,7 @@ mod tests {
             ingest: None,
             metrics: None,
             devices: Default::default(),
+            live: Default::default(),
         };
         let router = Router::new()
             .route("/whoami", get(whoami))

@@ -8,6 +8,7 @@ pub mod buildings;
 pub mod error;
 pub mod geo;
 mod handlers;
+pub mod live;
 pub mod params;
 pub mod parking;
 pub mod ratelimit;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// In-memory geo index of public devices; [`serve`] keeps it fresh.
     pub devices: registry_index::DeviceIndex,
+    /// Committed readings for `/v1/stream`; [`serve`] feeds it from LISTEN/NOTIFY.
+    pub live: live::LiveFeed,
 }
 
 /// The full router with its middleware.
@@ -62,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/latest", get(handlers::latest))
         .route("/v1/latest/search", post(handlers::latest_search))
+        .route("/v1/stream", get(live::stream))
         .merge(parking::routes())
         .merge(buildings::routes())
         .fallback(handlers::not_found)
@@ -142,6 +146,13 @@ pub async fn serve(
             .devices
             .clone()
             .refresh_loop(state.store.clone(), period, shutdown.clone()),
+    );
+    // Live readings: LISTEN on the database, fan out to SSE clients.
+    tokio::spawn(
+        state
+            .live
+            .clone()
+            .run(state.store.clone(), shutdown.clone()),
     );
     tracing::info!(%addr, "HTTP API listening");
     // Connect info gives the rate limiter the peer address.

@@ -5,6 +5,7 @@ use crate::geo::GeoIndex;
 use chrono::{DateTime, Utc};
 use stadtpuls_gateways::DevEui;
 use stadtpuls_store::{Store, Visibility};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,8 @@ type Stamp = (Option<DateTime<Utc>>, i64);
 #[derive(Debug, Default)]
 struct Inner {
     public: Arc<GeoIndex<DevEui>>,
+    /// Positions of the same public devices, by DevEUI.
+    positions: Arc<HashMap<DevEui, (f64, f64)>>,
     stamp: Option<Stamp>,
 }
 
@@ -32,6 +35,11 @@ impl DeviceIndex {
             .unwrap_or_default()
     }
 
+    /// `(lat, lon)` of a located public device; `None` for private or unlocated ones.
+    pub fn public_position(&self, dev_eui: DevEui) -> Option<(f64, f64)> {
+        self.inner.read().ok()?.positions.get(&dev_eui).copied()
+    }
+
     /// Rebuilds the index if the registry changed since the last build. Returns whether it did.
     pub async fn refresh(&self, store: &Store) -> Result<bool, stadtpuls_store::StoreError> {
         let stamp = store.registry_stamp().await?;
@@ -44,14 +52,19 @@ impl DeviceIndex {
             return Ok(false);
         }
         let located = store.located_devices().await?;
-        let public = GeoIndex::new(
-            located
-                .into_iter()
-                .filter(|d| d.3 == Visibility::Public)
-                .map(|(e, lat, lon, _)| (e, lat, lon)),
-        );
+        let public: Vec<(DevEui, f64, f64)> = located
+            .into_iter()
+            .filter(|d| d.3 == Visibility::Public)
+            .map(|(e, lat, lon, _)| (e, lat, lon))
+            .collect();
+        let positions: HashMap<DevEui, (f64, f64)> = public
+            .iter()
+            .map(|(e, lat, lon)| (*e, (*lat, *lon)))
+            .collect();
+        let public = GeoIndex::new(public);
         if let Ok(mut g) = self.inner.write() {
             g.public = Arc::new(public);
+            g.positions = Arc::new(positions);
             g.stamp = Some(stamp);
         }
         Ok(true)

@@ -83,6 +83,7 @@ pub async fn run(
             ingest: health,
             metrics,
             devices: Default::default(),
+            live: Default::default(),
         };
         let sd = shutdown.clone();
         // HTTP API: graceful shutdown lets in-flight requests finish.

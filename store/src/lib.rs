@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod buildings;
 mod devices;
 pub mod keys;
+pub mod live;
 pub mod parking;
 mod places;
 mod readings;

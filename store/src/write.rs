@@ -321,6 +321,7 @@ impl Store {
             if !out.stored.is_empty() {
                 out.readings = insert_readings(&mut tx, &out.stored).await?;
                 upsert_latest(&mut tx, &out.stored).await?;
+                crate::live::notify(&mut tx, &out.stored).await?;
             }
         }
 

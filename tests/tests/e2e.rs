@@ -783,3 +783,84 @@ async fn clients_are_rate_limited_with_retry_after() {
     assert_eq!(r.status().as_u16(), 429);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_stream_sends_committed_readings_of_public_devices_only() {
+    let app = TestApp::start_with(&[
+        device(
+            "0101010101010101",
+            DeviceKind::OutdoorClimate,
+            None,
+            Visibility::Public,
+            Some((51.5, 7.4)),
+        ),
+        device(
+            "0202020202020202",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            Some((51.5, 7.4)),
+        ),
+    ])
+    .await;
+    let mut resp = app
+        .http
+        .get(format!(
+            "{}/v1/stream?quantity=temperature&bbox=7.3,51.4,7.5,51.6",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let publish = |eui: &'static str, dedup: &'static str, temp: f64| {
+        let mut up: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
+        up["deduplicationId"] = json!(dedup);
+        up["deviceInfo"]["devEui"] = json!(eui);
+        up["object"] = json!({"temperature": temp, "humidity": 50});
+        (
+            format!("application/17c82e96-be03-4f38-aef3-f83d48582d97/device/{eui}/event/up"),
+            serde_json::to_vec(&up).unwrap(),
+        )
+    };
+    let (t1, p1) = publish(
+        "0202020202020202",
+        "00000000-0000-4000-8000-0000000000a1",
+        30.0,
+    );
+    app.publish(&t1, p1).await;
+    let (t2, p2) = publish(
+        "0101010101010101",
+        "00000000-0000-4000-8000-0000000000a2",
+        12.5,
+    );
+    app.publish(&t2, p2).await;
+    let mut text = String::new();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: reading") && text.contains("\n\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "no event within 20 s: {text:?}");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let event: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(
+        event["dev_eui"],
+        json!("0101010101010101"),
+        "the private device's reading must not be streamed"
+    );
+    assert_eq!(
+        (&event["quantity"], &event["value"], &event["unit"]),
+        (&json!("temperature"), &json!(12.5), &json!("°C"))
+    );
+    assert_eq!(event["time"], json!("2022-07-18T09:34:15.775023Z"));
+    assert!(!text.contains("humidity"), "quantity filter");
+    let (status, body) = app.get_json("/v1/stream?lat=51&lon=7&nearest=3").await;
+    assert_eq!((status, &body["parameter"]), (400, &json!("nearest")));
+    app.stop().await;
+}

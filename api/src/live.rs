@@ -1,0 +1,163 @@
+//! `GET /v1/stream`: Server-Sent Events with each reading of a public device after it is
+//! committed. Readings arrive through PostgreSQL LISTEN/NOTIFY (see `stadtpuls_store::live`), so
+//! an `api` process sees what a separate `ingest` process commits.
+
+use crate::error::ApiError;
+use crate::geo::{distance_m, GeoQuery};
+use crate::params::Params;
+use crate::registry_index::DeviceIndex;
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::SecondsFormat;
+use serde_json::json;
+use stadtpuls_gateways::Quantity;
+use stadtpuls_store::live::{self, LiveReading};
+use stadtpuls_store::Store;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+/// Fan-out of committed readings to the SSE clients of this process.
+#[derive(Clone, Debug)]
+pub struct LiveFeed {
+    tx: broadcast::Sender<LiveReading>,
+    /// Cancelled when the feed stops (server shutdown): open streams end, so a graceful
+    /// shutdown does not wait forever for SSE clients.
+    closed: CancellationToken,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        // A slow client that falls this far behind skips readings (and is told so).
+        let (tx, _) = broadcast::channel(8192);
+        LiveFeed {
+            tx,
+            closed: CancellationToken::new(),
+        }
+    }
+}
+
+impl LiveFeed {
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveReading> {
+        self.tx.subscribe()
+    }
+
+    /// LISTENs on the database and forwards readings until cancelled; reconnects on errors.
+    pub async fn run(self, store: Store, shutdown: CancellationToken) {
+        let _close_streams_on_return = self.closed.clone().drop_guard();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let listener = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                l = store.listen_readings() => l,
+            };
+            let mut listener = match listener {
+                Ok(l) => {
+                    backoff = Duration::from_millis(200);
+                    l
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "live feed cannot LISTEN; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            loop {
+                let n = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    n = listener.recv() => n,
+                };
+                match n {
+                    Ok(n) => {
+                        for r in live::decode(n.payload()) {
+                            // No receivers is fine: nobody is streaming right now.
+                            let _ = self.tx.send(r);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live feed lost its LISTEN connection; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /v1/stream?quantity=&bbox=|lat=&lon=&radius=`: one `reading` event per committed
+/// reading of a located public device that matches; a `lagged` event when this client fell
+/// behind and readings were skipped. The stream ends when the client goes away.
+pub async fn stream(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let mut p = Params::new(q);
+    let quantity = p.quantity()?;
+    let geo = crate::geo::parse_geo_query(&mut p)?;
+    p.finish()?;
+    if matches!(geo, GeoQuery::Nearest { .. }) {
+        return Err(ApiError::bad(
+            "nearest",
+            "a stream can filter by bbox or radius, not nearest",
+        ));
+    }
+    let devices = st.devices.clone();
+    let closed = st.live.closed.clone().cancelled_owned();
+    let stream = BroadcastStream::new(st.live.subscribe()).filter_map(move |item| match item {
+        Ok(r) => event_for(&r, quantity, &geo, &devices).map(Ok),
+        Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(Event::default()
+            .event("lagged")
+            .data(json!({ "skipped": n }).to_string()))),
+    });
+    let stream = futures_util::StreamExt::take_until(stream, closed);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The event for one reading, or `None` when the client did not ask for it.
+fn event_for(
+    r: &LiveReading,
+    quantity: Option<Quantity>,
+    geo: &GeoQuery,
+    devices: &DeviceIndex,
+) -> Option<Event> {
+    if quantity.is_some_and(|q| q != r.quantity) {
+        return None;
+    }
+    // Only located public devices; the index follows registry changes.
+    let (lat, lon) = devices.public_position(r.dev_eui)?;
+    let inside = match geo {
+        GeoQuery::All => true,
+        GeoQuery::BBox(b) => {
+            (b.min_lon..=b.max_lon).contains(&lon) && (b.min_lat..=b.max_lat).contains(&lat)
+        }
+        GeoQuery::Radius {
+            lat: clat,
+            lon: clon,
+            radius_m,
+        } => distance_m(*clat, *clon, lat, lon) <= *radius_m,
+        GeoQuery::Nearest { .. } | GeoQuery::Polygon(_) => false,
+    };
+    if !inside {
+        return None;
+    }
+    let data = json!({
+        "dev_eui": r.dev_eui.to_string(),
+        "quantity": r.quantity.name(),
+        "value": r.value,
+        "unit": r.quantity.unit(),
+        "time": r.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        "lat": lat,
+        "lon": lon,
+    });
+    Some(Event::default().event("reading").data(data.to_string()))
+}
