@@ -64,3 +64,52 @@ where
         Err(e) => panic!("test query failed: {sql}: {e}"),
     }
 }
+
+/// A UTC time from RFC 3339 text (tests).
+pub fn utc(s: &str) -> chrono::DateTime<chrono::Utc> {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(e) => panic!("test time '{s}': {e}"),
+    }
+}
+
+/// A decoded ChirpStack v4 uplink of device `eui` observed at `at`, carrying `readings`, ready
+/// for [`Store::write_batch`]. Tests change the fields they care about.
+pub fn uplink_record(
+    dedup_key: &str,
+    eui: stadtpuls_gateways::DevEui,
+    at: chrono::DateTime<chrono::Utc>,
+    readings: &[(stadtpuls_gateways::Quantity, f64)],
+) -> crate::UplinkRecord {
+    use stadtpuls_gateways::{NetworkServer, Reading, TxInfo, Uplink};
+    crate::UplinkRecord {
+        uplink: Uplink {
+            dedup_key: dedup_key.to_string(),
+            dev_eui: eui,
+            network_server: NetworkServer::ChirpstackV4,
+            application: Some("app-1".into()),
+            device_name: Some(format!("dev {eui}")),
+            observed_at: at,
+            received_at: at,
+            f_cnt: Some(7),
+            f_port: Some(2),
+            payload: vec![1, 2, 3],
+            decoded: None,
+            gateways: vec![],
+            tx: TxInfo::default(),
+            device_location: None,
+            simulated: false,
+        },
+        topic: "application/x/device/y/event/up".into(),
+        ingested_at: at,
+        readings: readings
+            .iter()
+            .map(|(quantity, value)| Reading {
+                quantity: *quantity,
+                value: *value,
+                observed_at: at,
+            })
+            .collect(),
+        unmapped: vec![],
+    }
+}

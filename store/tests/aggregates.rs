@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, TimeDelta, Utc};
-use stadtpuls_gateways::{DevEui, NetworkServer, Quantity, Reading, TxInfo, Uplink};
+use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::aggregates::{Agg, AggregateBucket, BucketWidth};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::{Batch, Store, StoreError, UplinkRecord};
@@ -14,38 +14,13 @@ const OTHER_DEV: DevEui = DevEui(0x70b3d57ed0000002);
 const BERLIN: &str = "Europe/Berlin";
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    stadtpuls_store::testing::utc(s)
 }
 
 /// One uplink carrying one reading (dedup keys stay unique per device, quantity and time).
 fn uplink(eui: DevEui, quantity: Quantity, at: DateTime<Utc>, value: f64) -> UplinkRecord {
-    UplinkRecord {
-        uplink: Uplink {
-            dedup_key: format!("{eui}-{}-{}", quantity.id(), at.timestamp_micros()),
-            dev_eui: eui,
-            network_server: NetworkServer::ChirpstackV4,
-            application: Some("app-1".into()),
-            device_name: None,
-            observed_at: at,
-            received_at: at,
-            f_cnt: None,
-            f_port: Some(1),
-            payload: vec![],
-            decoded: None,
-            gateways: vec![],
-            tx: TxInfo::default(),
-            device_location: None,
-            simulated: false,
-        },
-        topic: "test".into(),
-        ingested_at: at,
-        readings: vec![Reading {
-            quantity,
-            value,
-            observed_at: at,
-        }],
-        unmapped: vec![],
-    }
+    let key = format!("{eui}-{}-{}", quantity.id(), at.timestamp_micros());
+    stadtpuls_store::testing::uplink_record(&key, eui, at, &[(quantity, value)])
 }
 
 async fn store_with(readings: &[(DevEui, Quantity, &str, f64)]) -> Store {

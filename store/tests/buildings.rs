@@ -2,47 +2,18 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
-use stadtpuls_gateways::{DevEui, NetworkServer, Quantity, Reading, TxInfo, Uplink};
+use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::aggregates::BucketWidth;
 use stadtpuls_store::buildings::{ClimateValue, DeviceStatus};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    stadtpuls_store::testing::utc(s)
 }
 
 fn uplink(key: &str, eui: u64, at: DateTime<Utc>, readings: &[(Quantity, f64)]) -> UplinkRecord {
-    UplinkRecord {
-        uplink: Uplink {
-            dedup_key: key.to_string(),
-            dev_eui: DevEui(eui),
-            network_server: NetworkServer::ChirpstackV4,
-            application: Some("app-1".into()),
-            device_name: Some(format!("dev {eui:x}")),
-            observed_at: at,
-            received_at: at,
-            f_cnt: Some(7),
-            f_port: Some(2),
-            payload: vec![1, 2, 3],
-            decoded: None,
-            gateways: vec![],
-            tx: TxInfo::default(),
-            device_location: None,
-            simulated: false,
-        },
-        topic: "application/x/device/y/event/up".into(),
-        ingested_at: at,
-        readings: readings
-            .iter()
-            .map(|(q, v)| Reading {
-                quantity: *q,
-                value: *v,
-                observed_at: at,
-            })
-            .collect(),
-        unmapped: vec![],
-    }
+    stadtpuls_store::testing::uplink_record(key, DevEui(eui), at, readings)
 }
 
 fn building(id: &str) -> Building {

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
-use stadtpuls_gateways::{DevEui, NetworkServer, Quantity, Reading, TxInfo, Uplink};
+use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::parking::{
     site_realtime, spot_status, Bay, Observed, OpeningStatus, ParkingWindows, RealtimeSource,
     SiteSignals, SpotStatus,
@@ -12,7 +12,7 @@ use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    stadtpuls_store::testing::utc(s)
 }
 
 /// The fixed "now" of every test.
@@ -250,37 +250,12 @@ fn dev(eui: u64, kind: DeviceKind, site: &str, visibility: Visibility) -> NewDev
 
 /// One uplink of `eui` observed `minutes` ago carrying `readings` (none: a heartbeat).
 fn uplink(eui: u64, minutes: i64, readings: &[(Quantity, f64)]) -> UplinkRecord {
-    let at = ago(minutes);
-    UplinkRecord {
-        uplink: Uplink {
-            dedup_key: format!("{eui}-{minutes}"),
-            dev_eui: DevEui(eui),
-            network_server: NetworkServer::ChirpstackV4,
-            application: Some("parking".into()),
-            device_name: None,
-            observed_at: at,
-            received_at: at,
-            f_cnt: Some(1),
-            f_port: Some(1),
-            payload: vec![0],
-            decoded: None,
-            gateways: vec![],
-            tx: TxInfo::default(),
-            device_location: None,
-            simulated: false,
-        },
-        topic: "application/parking/device/x/event/up".into(),
-        ingested_at: at,
-        readings: readings
-            .iter()
-            .map(|(quantity, value)| Reading {
-                quantity: *quantity,
-                value: *value,
-                observed_at: at,
-            })
-            .collect(),
-        unmapped: vec![],
-    }
+    stadtpuls_store::testing::uplink_record(
+        &format!("{eui}-{minutes}"),
+        DevEui(eui),
+        ago(minutes),
+        readings,
+    )
 }
 
 const OCC: Quantity = Quantity::Occupied;

@@ -2,47 +2,19 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use stadtpuls_gateways::{
-    DevEui, DeviceEvent, Location, NetworkServer, Quantity, Reading, TxInfo, Uplink,
-};
+use stadtpuls_gateways::{DevEui, DeviceEvent, Location, Quantity, Reading};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
 fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    stadtpuls_store::testing::utc(s)
 }
 
 fn uplink(key: &str, eui: u64, at: DateTime<Utc>, readings: &[(Quantity, f64)]) -> UplinkRecord {
-    UplinkRecord {
-        uplink: Uplink {
-            dedup_key: key.to_string(),
-            dev_eui: DevEui(eui),
-            network_server: NetworkServer::ChirpstackV4,
-            application: Some("app-1".into()),
-            device_name: Some(format!("dev {eui:x}")),
-            observed_at: at,
-            received_at: at,
-            f_cnt: Some(7),
-            f_port: Some(2),
-            payload: vec![1, 2, 3],
-            decoded: Some(serde_json::json!({"temperature": 21.5})),
-            gateways: vec![],
-            tx: TxInfo::default(),
-            device_location: None,
-            simulated: false,
-        },
-        topic: "application/x/device/y/event/up".into(),
-        ingested_at: at,
-        readings: readings
-            .iter()
-            .map(|(q, v)| Reading {
-                quantity: *q,
-                value: *v,
-                observed_at: at,
-            })
-            .collect(),
-        unmapped: vec!["foo".into()],
-    }
+    let mut r = stadtpuls_store::testing::uplink_record(key, DevEui(eui), at, readings);
+    r.uplink.decoded = Some(serde_json::json!({"temperature": 21.5}));
+    r.unmapped = vec!["foo".into()];
+    r
 }
 
 #[tokio::test]
