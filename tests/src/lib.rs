@@ -167,6 +167,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Asserts that each path answers 400 with a problem body naming the given parameter.
+    pub async fn assert_bad_params(&self, cases: &[(&str, &str)]) {
+        for (path, param) in cases {
+            let (status, body) = self.get_json(path).await;
+            assert_eq!(
+                (status, &body["parameter"]),
+                (400, &json!(param)),
+                "{path}: {body}"
+            );
+        }
+    }
+
     /// Polls `cond` every 50 ms for up to 20 s.
     pub async fn wait_for<F, Fut>(&self, what: &str, cond: F)
     where

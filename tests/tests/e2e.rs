@@ -237,11 +237,7 @@ async fn bad_parameters_get_400_naming_the_parameter() {
         ),
         ("/v1/latest?quantity=co2&colour=red", "colour"),
     ];
-    for (path, param) in cases {
-        let (status, body) = app.get_json(path).await;
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body["parameter"], json!(param), "{path}: {body}");
-    }
+    app.assert_bad_params(&cases).await;
     assert_eq!(app.get_json("/v1/devices/0102030405060708").await.0, 404);
     assert_eq!(app.get_json("/v1/nothing-here").await.0, 404);
     let (status, q) = app.get_json("/v1/quantities").await;
@@ -593,20 +589,14 @@ async fn geo_queries_work_in_metres_and_hide_private_devices() {
     assert_eq!(features[0]["properties"]["value"], json!(21.5));
     assert!((features[0]["properties"]["distance_m"].as_f64().unwrap() - 500.0).abs() < 2.0);
 
-    for (path, param) in [
+    app.assert_bad_params(&[
         ("/v1/devices?lat=95&lon=7&radius=10", "lat"),
         ("/v1/devices?lat=51&lon=190&radius=10", "lon"),
         ("/v1/devices?lat=51&lon=7", "radius"),
         ("/v1/devices?lat=51&lon=7&radius=-5", "radius"),
         ("/v1/latest?lat=51&lon=7&nearest=0", "nearest"),
-    ] {
-        let (status, body) = app.get_json(path).await;
-        assert_eq!(
-            (status, &body["parameter"]),
-            (400, &json!(param)),
-            "{path}: {body}"
-        );
-    }
+    ])
+    .await;
     app.stop().await;
 }
 
@@ -685,15 +675,13 @@ async fn hourly_aggregates_include_empty_buckets() {
             ),
         ]
     );
-    for (path, param) in [
+    app.assert_bad_params(&[
         ("/v1/devices/0101010101010101/aggregates?bucket=1h", "quantity"),
         ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=5m", "bucket"),
         ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=1h&agg=sum", "agg"),
         ("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=15m&from=2024-01-01T00:00:00Z&to=2024-12-31T00:00:00Z", "bucket"),
-    ] {
-        let (status, body) = app.get_json(path).await;
-        assert_eq!((status, &body["parameter"]), (400, &json!(param)), "{path}: {body}");
-    }
+    ])
+    .await;
     // A year of hourly buckets is allowed.
     let (status, year) = app.get_json("/v1/devices/0101010101010101/aggregates?quantity=temperature&bucket=1h&from=2024-01-01T00:00:00Z&to=2025-01-01T00:00:00Z").await;
     assert_eq!(status, 200);
