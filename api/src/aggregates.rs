@@ -2,6 +2,7 @@
 //! one bucket, for `GET /v1/devices/{dev_eui}/aggregates`.
 
 use crate::error::ApiError;
+use crate::params::clip;
 use crate::params::Params;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Value};
@@ -42,11 +43,8 @@ pub fn parse_aggregate_query(
     let quantity = p
         .quantity()?
         .ok_or_else(|| ApiError::bad("quantity", "required, e.g. quantity=temperature"))?;
-    let width = bucket(p)?;
+    let (from, to, width) = parse_window(p, now)?;
     let aggs = aggs(p, quantity)?;
-    let to = p.time("to")?.unwrap_or(now);
-    let from = p.time("from")?.unwrap_or(to - TimeDelta::days(1));
-    check_window(from, to, width)?;
     Ok(AggregateQuery {
         quantity,
         from,
@@ -54,6 +52,19 @@ pub fn parse_aggregate_query(
         width,
         aggs,
     })
+}
+
+/// `bucket` (required), `to` (default `now`) and `from` (default a day before `to`) of any
+/// bucketed request, checked against the window and bucket limits. Pure.
+pub fn parse_window(
+    p: &mut Params,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), ApiError> {
+    let width = bucket(p)?;
+    let to = p.time("to")?.unwrap_or(now);
+    let from = p.time("from")?.unwrap_or(to - TimeDelta::days(1));
+    check_window(from, to, width)?;
+    Ok((from, to, width))
 }
 
 fn bucket(p: &mut Params) -> Result<BucketWidth, ApiError> {
@@ -159,11 +170,6 @@ pub fn bucket_json(b: &AggregateBucket, aggs: &[Agg]) -> Value {
 /// RFC 3339 in UTC with `Z`, fractional seconds only when there are any.
 fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// At most 64 characters of user input go back into error messages.
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use crate::aggregates::{bucket_json, parse_aggregate_query};
 use crate::auth::{require_admin, require_building, Authenticated, Principal};
 use crate::error::ApiError;
+use crate::params::clip;
 use crate::params::Params;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -22,8 +23,9 @@ use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::Agg;
 use stadtpuls_store::buildings::{
     room_flags, ClimateValue, DeviceHealth, DeviceStatus, RoomClimate, RoomThresholds,
+    SilenceWindows,
 };
-use stadtpuls_store::Building;
+use stadtpuls_store::{Building, DeviceKind};
 use std::collections::HashMap;
 
 type Q = Query<HashMap<String, String>>;
@@ -212,7 +214,8 @@ async fn admin_devices(
 /// What `status=` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFilter {
-    /// Never seen, or not seen within `buildings.stale_after_minutes`.
+    /// Never seen, or not seen within the silence window of the device's kind
+    /// (`devices.silent_after_minutes[_by_kind]`).
     Silent,
     /// Battery below `buildings.low_battery_percent`.
     LowBattery,
@@ -230,22 +233,31 @@ pub fn parse_status(raw: &str) -> Result<StatusFilter, ApiError> {
     }
 }
 
+/// The silence windows of the configuration at `now`. Pure. Kind names were checked when the
+/// configuration was validated; one that does not parse here would be skipped (using the default).
+pub fn silence_windows(now: DateTime<Utc>, d: &stadtpuls_config::DeviceSettings) -> SilenceWindows {
+    SilenceWindows {
+        now,
+        default_minutes: d.silent_after_minutes,
+        by_kind: d
+            .silent_after_minutes_by_kind
+            .iter()
+            .filter_map(|(k, m)| Some((k.parse::<DeviceKind>().ok()?, *m)))
+            .collect(),
+    }
+}
+
 /// The store query for a status at `now` under the configured thresholds. Pure.
-///
-/// One silence window for every device kind for now: `buildings.stale_after_minutes`. Kinds
-/// that report rarely by design (parking bays report on change, with hours-long heartbeats)
-/// will show up as silent too early; a per-kind window belongs in the configuration once the
-/// fleet's report intervals are known.
 pub fn status_query(
     filter: StatusFilter,
     now: DateTime<Utc>,
-    settings: &stadtpuls_config::BuildingSettings,
+    settings: &stadtpuls_config::Settings,
 ) -> DeviceStatus {
     match filter {
-        StatusFilter::Silent => DeviceStatus::SilentSince(
-            now - TimeDelta::minutes(i64::from(settings.stale_after_minutes)),
-        ),
-        StatusFilter::LowBattery => DeviceStatus::BatteryBelow(settings.low_battery_percent),
+        StatusFilter::Silent => DeviceStatus::Silent(silence_windows(now, &settings.devices)),
+        StatusFilter::LowBattery => {
+            DeviceStatus::BatteryBelow(settings.buildings.low_battery_percent)
+        }
     }
 }
 
@@ -260,24 +272,38 @@ pub async fn device_status_listing(
     require_admin(p)?;
     let filter = parse_status(raw_status)?;
     let now = st.clock.now();
-    let b = &st.settings.buildings;
-    let status = status_query(filter, now, b);
-    let devices = st.store.devices_with_status(status).await?;
-    let criterion = match status {
-        DeviceStatus::SilentSince(cutoff) => json!({
-            "status": "silent",
-            "silent_after_minutes": b.stale_after_minutes,
-            "last_seen_before": utc(cutoff),
-        }),
+    let status = status_query(filter, now, &st.settings);
+    let devices = st.store.devices_with_status(status.clone()).await?;
+    let mut body = match &status {
+        DeviceStatus::Silent(w) => {
+            let by_kind: serde_json::Map<String, Value> = w
+                .by_kind
+                .iter()
+                .map(|(k, m)| (k.as_str().to_string(), json!(m)))
+                .collect();
+            json!({
+                "status": "silent",
+                "silent_after_minutes": w.default_minutes,
+                "silent_after_minutes_by_kind": by_kind,
+            })
+        }
         DeviceStatus::BatteryBelow(percent) => json!({
             "status": "low_battery",
             "battery_percent_below": percent,
         }),
     };
-    let mut body = criterion;
     body["as_of"] = json!(utc(now));
     body["total_count"] = json!(devices.len());
-    body["items"] = devices.iter().map(health_json).collect();
+    body["items"] = devices
+        .iter()
+        .map(|d| {
+            let mut v = health_json(d);
+            if let DeviceStatus::Silent(w) = &status {
+                v["silent_after_minutes"] = json!(w.minutes(d.kind));
+            }
+            v
+        })
+        .collect();
     Ok(body)
 }
 
@@ -298,26 +324,31 @@ fn health_json(d: &DeviceHealth) -> Value {
     })
 }
 
-/// At most 64 characters of caller input go back into messages.
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
+    fn configured_kind_names_are_the_registry_kinds() {
+        let names: Vec<&str> = DeviceKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, stadtpuls_config::DEVICE_KINDS);
+    }
+
+    #[test]
     fn status_parsing_and_queries() {
         let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let settings = stadtpuls_config::BuildingSettings::default();
-        assert_eq!(
-            status_query(parse_status("silent").unwrap(), now, &settings),
-            DeviceStatus::SilentSince(now - TimeDelta::minutes(60))
-        );
+        let settings = stadtpuls_config::Settings::default();
+        let DeviceStatus::Silent(w) = status_query(parse_status("silent").unwrap(), now, &settings)
+        else {
+            panic!("silent is a silence query");
+        };
+        assert_eq!(w.now, now);
+        assert_eq!(w.minutes(DeviceKind::RoomClimate), 60);
+        assert_eq!(w.minutes(DeviceKind::ParkingBay), 20);
+        assert_eq!(w.minutes(DeviceKind::ParkingCounter), 20);
         assert_eq!(
             status_query(parse_status("low_battery").unwrap(), now, &settings),
             DeviceStatus::BatteryBelow(20.0)

@@ -12,6 +12,7 @@
 //! (x, y) inside the tree and in GeoJSON.
 
 use crate::error::ApiError;
+use crate::params::clip;
 use crate::params::Params;
 use ::geo::{BoundingRect, CoordsIter, Distance, Geodesic, Intersects};
 use ::geo::{Coord, LineString, MultiPolygon, Point, Polygon};
@@ -374,6 +375,20 @@ pub fn parse_geo_query(p: &mut Params) -> Result<GeoQuery, ApiError> {
     }
 }
 
+/// Checks a position given as numbers (e.g. in a JSON body): finite and inside WGS84; errors
+/// name `lat` or `lon`.
+pub fn check_wgs84(lat: f64, lon: f64) -> Result<(), ApiError> {
+    for (name, v, limit) in [("lat", lat, 90.0), ("lon", lon, 180.0)] {
+        if !v.is_finite() || !(-limit..=limit).contains(&v) {
+            return Err(ApiError::bad(
+                name,
+                format!("{v} lies outside -{limit}..{limit} (WGS84 degrees)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A latitude (`limit` 90) or longitude (`limit` 180) in degrees.
 fn coordinate(name: &str, raw: &str, limit: f64) -> Result<f64, ApiError> {
     let v: f64 = raw
@@ -416,11 +431,6 @@ fn parse_nearest(raw: &str) -> Result<usize, ApiError> {
             format!("must be an integer between 1 and {MAX_NEAREST}"),
         )),
     }
-}
-
-/// At most 64 characters of user input go back into error messages.
-fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 /// GeoJSON (RFC 7946) Polygon, MultiPolygon, or a Feature whose geometry is one of those →

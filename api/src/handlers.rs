@@ -109,6 +109,8 @@ fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
 pub async fn devices(
     State(st): State<AppState>,
     auth: crate::auth::MaybeAuthenticated,
+    headers: HeaderMap,
+    uri: Uri,
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
@@ -122,22 +124,35 @@ pub async fn devices(
         ));
     }
     let geo = crate::geo::parse_geo_query(&mut p)?;
+    let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    devices_for(&st, &geo).await
+    let all = devices_for(&st, &geo).await?;
+    Ok(Json(crate::paging::page_json(
+        &st, &headers, &uri, all, page,
+    )))
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
 pub async fn devices_search(
     State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
     Query(q): Q,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    Params::new(q).finish()?;
+    let mut p = Params::new(q);
+    let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
+    p.finish()?;
     let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
-    devices_for(&st, &geo).await
+    let all = devices_for(&st, &geo).await?;
+    Ok(Json(crate::paging::page_json(
+        &st, &headers, &uri, all, page,
+    )))
 }
 
-async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiError> {
+/// Every public device the geo query selects, as JSON, in the query's order (DevEUI order
+/// without a geo filter).
+async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError> {
     let items: Vec<Value> = match select(st, geo) {
         None => {
             let devices = st
@@ -173,7 +188,7 @@ async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiEr
                 .collect()
         }
     };
-    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+    Ok(items)
 }
 
 /// Distances to the centimetre.
@@ -237,14 +252,14 @@ pub async fn readings(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = match (more, rows.last()) {
-        (true, Some(last)) => Some(next_link(
+        (true, Some(last)) => Some(crate::paging::next_link(
             &st,
             &headers,
             &uri,
-            &ReadingCursor {
+            &params::encode_cursor(&ReadingCursor {
                 time: last.time,
                 quantity: last.quantity,
-            },
+            }),
         )),
         _ => None,
     };
@@ -289,32 +304,6 @@ pub async fn aggregates(
         "to": ts(query.to),
         "items": buckets.iter().map(|b| crate::aggregates::bucket_json(b, &query.aggs)).collect::<Vec<_>>(),
     })))
-}
-
-/// The same request with `cursor` replaced, as an absolute URL.
-fn next_link(st: &AppState, headers: &HeaderMap, uri: &Uri, cursor: &ReadingCursor) -> String {
-    let base = if st.settings.http.public_base_url.is_empty() {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    } else {
-        st.settings
-            .http
-            .public_base_url
-            .trim_end_matches('/')
-            .to_string()
-    };
-    // The same query with the cursor replaced (form_urlencoded decodes and re-encodes).
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        if k != "cursor" {
-            query.append_pair(&k, &v);
-        }
-    }
-    query.append_pair("cursor", &params::encode_cursor(cursor));
-    format!("{base}{}?{}", uri.path(), query.finish())
 }
 
 /// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON

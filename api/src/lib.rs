@@ -2,6 +2,7 @@
 //!
 //! Only this crate knows HTTP DTOs; errors become problem+json in exactly one place ([`error`]).
 
+pub mod admin;
 pub mod aggregates;
 pub mod auth;
 pub mod buildings;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod geo;
 mod handlers;
 pub mod live;
+pub mod paging;
 pub mod params;
 pub mod parking;
 pub mod ratelimit;
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stream", get(live::stream))
         .merge(parking::routes())
         .merge(buildings::routes())
+        .merge(admin::routes())
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             ratelimit::Limiter::new(
@@ -89,11 +92,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// CORS for browser apps: read-only, any of the configured origins (`*` = any).
+/// CORS for browser apps (and admin UIs): any of the configured origins (`*` = any).
 fn cors(origins: &[String]) -> CorsLayer {
     use axum::http::{header, HeaderValue, Method};
     let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::HEAD, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
@@ -147,13 +157,13 @@ pub async fn serve(
             .clone()
             .refresh_loop(state.store.clone(), period, shutdown.clone()),
     );
-    // Live readings: LISTEN on the database, fan out to SSE clients.
-    tokio::spawn(
-        state
-            .live
-            .clone()
-            .run(state.store.clone(), shutdown.clone()),
-    );
+    // LISTEN on the database: live readings fan out to SSE clients, registry changes wake the
+    // geo index.
+    tokio::spawn(state.live.clone().run(
+        state.store.clone(),
+        state.devices.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, "HTTP API listening");
     // Connect info gives the rate limiter the peer address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -48,18 +48,22 @@ impl LiveFeed {
         self.tx.subscribe()
     }
 
-    /// LISTENs on the database and forwards readings until cancelled; reconnects on errors.
-    pub async fn run(self, store: Store, shutdown: CancellationToken) {
+    /// LISTENs on the database until cancelled, forwarding readings to the SSE clients and
+    /// registry changes to `devices` (which then rebuilds its geo index); reconnects on errors.
+    /// Every (re)connect also counts as a registry change: notifications sent while no
+    /// connection listened are lost.
+    pub async fn run(self, store: Store, devices: DeviceIndex, shutdown: CancellationToken) {
         let _close_streams_on_return = self.closed.clone().drop_guard();
         let mut backoff = Duration::from_millis(200);
         loop {
             let listener = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                l = store.listen_readings() => l,
+                l = store.listen() => l,
             };
             let mut listener = match listener {
                 Ok(l) => {
                     backoff = Duration::from_millis(200);
+                    devices.registry_changed();
                     l
                 }
                 Err(e) => {
@@ -78,6 +82,7 @@ impl LiveFeed {
                     n = listener.recv() => n,
                 };
                 match n {
+                    Ok(n) if n.channel() == live::REGISTRY_CHANNEL => devices.registry_changed(),
                     Ok(n) => {
                         for r in live::decode(n.payload()) {
                             // No receivers is fine: nobody is streaming right now.

@@ -167,7 +167,7 @@ pub fn dev_eui(raw: &str) -> Result<DevEui, ApiError> {
 }
 
 /// At most 64 characters of user input go back into error messages.
-fn clip(s: &str) -> String {
+pub fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
 

@@ -10,10 +10,13 @@
 
 use crate::error::ApiError;
 use crate::geo::{GeoIndex, GeoQuery, Hit};
+use crate::paging::{page_json, parse_page};
+use crate::params::clip;
 use crate::params::Params;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -30,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/parking/sites", get(sites))
         .route("/v1/parking/sites/search", post(sites_search))
         .route("/v1/parking/sites/{uid}", get(site))
+        .route("/v1/parking/sites/{uid}/history", get(history))
         .route("/v1/parking/spots", get(spots))
 }
 
@@ -101,27 +105,40 @@ fn site_json(
 }
 
 /// `GET /v1/parking/sites?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`
-pub async fn sites(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+pub async fn sites(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let geo = crate::geo::parse_geo_query(&mut p)?;
+    let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    sites_for(&st, &geo).await
+    let all = sites_for(&st, &geo).await?;
+    Ok(Json(page_json(&st, &headers, &uri, all, page)))
 }
 
 /// `POST /v1/parking/sites/search` with a GeoJSON Polygon/MultiPolygon body.
 pub async fn sites_search(
     State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
     Query(q): Q,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    Params::new(q).finish()?;
+    let mut p = Params::new(q);
+    let page = parse_page(&mut p, st.settings.http.max_page_size)?;
+    p.finish()?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
     let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
-    sites_for(&st, &geo).await
+    let all = sites_for(&st, &geo).await?;
+    Ok(Json(page_json(&st, &headers, &uri, all, page)))
 }
 
-async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiError> {
+/// Every site the geo query selects, as ParkAPI items, in the query's order.
+async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError> {
     let now = st.clock.now();
     let w = windows(st);
     let all = st.store.parking_sites().await?;
@@ -148,7 +165,7 @@ async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Json<Value>, ApiErro
             Some(v)
         })
         .collect();
-    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+    Ok(items)
 }
 
 /// `GET /v1/parking/sites/{uid}`: one site, 404 when unknown.
@@ -160,15 +177,11 @@ pub async fn site(
     Params::new(q).finish()?;
     let now = st.clock.now();
     let w = windows(&st);
-    // There are tens of sites: reading them all is one cheap query and keeps the site mapping
-    // in one place (`places.rs`).
     let site = st
         .store
-        .parking_sites()
+        .parking_site(&uid)
         .await?
-        .into_iter()
-        .find(|s| s.uid == uid)
-        .ok_or_else(|| ApiError::NotFound(format!("parking site '{uid}'")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("parking site '{}'", clip(&uid))))?;
     let signals = st
         .store
         .parking_signals(Some(&uid), now, &w)
@@ -181,10 +194,16 @@ pub async fn site(
 
 /// `GET /v1/parking/spots?site_uid=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public bays
 /// with a location, with their ParkAPI spot status. An unknown `site_uid` selects nothing.
-pub async fn spots(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+pub async fn spots(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let site_uid = p.string("site_uid");
     let geo = crate::geo::parse_geo_query(&mut p)?;
+    let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let now = st.clock.now();
     let bay_fresh = windows(&st).bay_fresh;
@@ -215,5 +234,53 @@ pub async fn spots(State(st): State<AppState>, Query(q): Q) -> Result<Json<Value
             Some(v)
         })
         .collect();
-    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+}
+
+/// `GET /v1/parking/sites/{uid}/history?from=&to=&bucket=15m|1h|1d`: free and occupied spaces
+/// per bucket, time-weighted (each reading holds until the next one, at most its kind's
+/// freshness window; see `stadtpuls_store::parking_history`). Every bucket of the window is
+/// present; one without any known state has `free`/`occupied` null and `coverage` 0.
+pub async fn history(
+    State(st): State<AppState>,
+    Path(uid): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let (from, to, width) = crate::aggregates::parse_window(&mut p, st.clock.now())?;
+    p.finish()?;
+    let site = st
+        .store
+        .parking_site(&uid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("parking site '{}'", clip(&uid))))?;
+    let tz = &st.settings.city.timezone;
+    let grid = st.store.bucket_grid(from, to, width, tz).await?;
+    let w = windows(&st);
+    let (source, buckets) = st
+        .store
+        .parking_history(&site.uid, site.capacity, grid, w.counter_fresh, w.bay_fresh)
+        .await?;
+    let items: Vec<Value> = buckets
+        .iter()
+        .map(|b| {
+            json!({
+                "start": ts(b.start),
+                "end": ts(b.end),
+                "free": b.free,
+                "occupied": b.occupied,
+                "coverage": b.coverage,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "uid": site.uid,
+        "capacity": site.capacity,
+        "source": source.as_str(),
+        "bucket": width.as_str(),
+        "timezone": tz,
+        "from": ts(from),
+        "to": ts(to),
+        "items": items,
+    })))
 }

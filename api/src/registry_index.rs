@@ -1,5 +1,9 @@
-//! The in-memory geo index of public, located devices, rebuilt when the registry changes
-//! (polled through a cheap fingerprint, so changes made by other processes arrive too).
+//! The in-memory geo index of public, located devices, rebuilt when the registry changes.
+//!
+//! Changes arrive as PostgreSQL notifications (from any process: imports, the admin API,
+//! network location events; [`crate::live::LiveFeed::run`] forwards them to
+//! [`DeviceIndex::registry_changed`]), and as a safety net a cheap fingerprint
+//! (`max(updated_at), count(*)`) is polled every `ingest.registry_refresh_ms`.
 
 use crate::geo::GeoIndex;
 use chrono::{DateTime, Utc};
@@ -24,6 +28,8 @@ struct Inner {
 #[derive(Clone, Debug, Default)]
 pub struct DeviceIndex {
     inner: Arc<RwLock<Inner>>,
+    /// Woken by registry notifications; the refresh loop waits on it.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl DeviceIndex {
@@ -70,13 +76,20 @@ impl DeviceIndex {
         Ok(true)
     }
 
-    /// Refreshes every `period` until cancelled.
+    /// Asks the refresh loop to check the registry now (several calls before it runs count
+    /// as one).
+    pub fn registry_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Refreshes on every registry notification and every `period` until cancelled.
     pub async fn refresh_loop(self, store: Store, period: Duration, shutdown: CancellationToken) {
         let mut every = tokio::time::interval(period);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = every.tick() => {}
+                _ = self.changed.notified() => {}
             }
             if let Err(e) = self.refresh(&store).await {
                 tracing::warn!(error = %e, "device geo index refresh failed; serving the previous one");

@@ -43,6 +43,7 @@ pub struct Settings {
     pub city: CitySettings,
     pub parking: ParkingSettings,
     pub buildings: BuildingSettings,
+    pub devices: DeviceSettings,
     pub simulator: SimulatorSettings,
     pub log: LogSettings,
 }
@@ -366,6 +367,42 @@ impl Default for BuildingSettings {
     }
 }
 
+/// The device kinds of the registry (the store's `device_kind` enum; a test in the API crate
+/// checks the two agree).
+pub const DEVICE_KINDS: &[&str] = &[
+    "parking_bay",
+    "parking_counter",
+    "room_climate",
+    "desk_occupancy",
+    "people_counter",
+    "outdoor_climate",
+    "air_quality",
+    "other",
+];
+
+/// Operator views of the device fleet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceSettings {
+    /// `status=silent` lists devices not heard for this long (minutes), unless their kind has
+    /// its own window below.
+    pub silent_after_minutes: u32,
+    /// Per-kind silence windows (minutes), keyed by kind name ([`DEVICE_KINDS`]).
+    pub silent_after_minutes_by_kind: BTreeMap<String, u32>,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            silent_after_minutes: 60,
+            silent_after_minutes_by_kind: BTreeMap::from([
+                ("parking_bay".to_string(), 20),
+                ("parking_counter".to_string(), 20),
+            ]),
+        }
+    }
+}
+
 /// Facts about the city the platform serves.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -482,6 +519,27 @@ impl Settings {
         }
         if !self.mqtt.ca_file.is_empty() && !self.mqtt.tls {
             return Err(bad("mqtt.ca_file", "is set but mqtt.tls is false".into()));
+        }
+        if self.devices.silent_after_minutes == 0 {
+            return Err(bad(
+                "devices.silent_after_minutes",
+                "must be at least 1".into(),
+            ));
+        }
+        for (kind, minutes) in &self.devices.silent_after_minutes_by_kind {
+            let key = format!("devices.silent_after_minutes_by_kind.{kind}");
+            if !DEVICE_KINDS.contains(&kind.as_str()) {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "unknown device kind; expected one of {}",
+                        DEVICE_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if *minutes == 0 {
+                return Err(bad(&key, "must be at least 1".into()));
+            }
         }
         if self.mqtt.keep_alive_secs < 5 {
             return Err(bad("mqtt.keep_alive_secs", "must be at least 5".into()));

@@ -124,6 +124,17 @@ stale_after_minutes = 60
 # Battery below this percentage counts as low (GET /v1/devices?status=low_battery).
 low_battery_percent = 20.0
 
+[devices]
+# GET /v1/devices?status=silent (admin key) lists devices not heard for this long (minutes)...
+silent_after_minutes = 60
+
+# ...or for this long for the kinds listed here (parking_bay, parking_counter, room_climate,
+# desk_occupancy, people_counter, outdoor_climate, air_quality, other). Choose about twice a
+# kind's heartbeat interval: bays and counters report on change plus a heartbeat.
+[devices.silent_after_minutes_by_kind]
+parking_bay = 20
+parking_counter = 20
+
 [simulator]
 # Total uplinks per second across all simulated devices.
 rate = 20.0

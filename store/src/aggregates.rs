@@ -164,14 +164,41 @@ type BucketRow = (
     Option<f64>,
 );
 
-/// The aggregation query. Parameters: $1 dev_eui, $2 quantity, $3 from, $4 to, $5 width as an
-/// interval literal, $6 time zone, $7 day buckets?, $8 cumulative counter?
+/// The bucket grid as a CTE named `grid (bucket_start, bucket_end)`, shared by every bucketed
+/// query so that a device's aggregates, a room's history and a parking site's history line up.
+/// Parameters: $1 from, $2 to, $3 width as an interval literal, $4 time zone, $5 day buckets?
 ///
-/// - `grid`: every bucket of the window. Sub-day widths step through UTC from the bucket
-///   holding `from`; days step through local dates and turn each local midnight into an
-///   instant with `AT TIME ZONE`, so a DST day ends 23 h or 25 h after it starts.
-/// - `span`: from the first bucket's start to the last bucket's end. Values always describe
-///   whole buckets, so a bucket reads the same whatever window it was asked for in.
+/// Sub-day widths step through UTC from the bucket holding `from`; days step through local
+/// dates and turn each local midnight into an instant with `AT TIME ZONE`, so a DST day ends
+/// 23 h or 25 h after it starts. The last bucket is the one holding `to - 1µs`.
+macro_rules! grid_cte {
+    () => {
+        "grid AS (
+    SELECT s AS bucket_start, s + $3::interval AS bucket_end
+    FROM generate_series(time_bucket($3::interval, $1::timestamptz),
+                         $2::timestamptz - interval '1 microsecond',
+                         $3::interval) AS s
+    WHERE NOT $5
+    UNION ALL
+    SELECT d AT TIME ZONE $4, (d + interval '1 day') AT TIME ZONE $4
+    FROM generate_series(($1::timestamptz AT TIME ZONE $4)::date::timestamp,
+                         (($2::timestamptz - interval '1 microsecond') AT TIME ZONE $4)::date::timestamp,
+                         interval '1 day') AS d
+    WHERE $5
+),
+span AS (
+    SELECT min(bucket_start) AS lo, max(bucket_end) AS hi FROM grid
+)"
+    };
+}
+pub(crate) use grid_cte;
+
+/// The aggregation query. Parameters: $1–$5 as for [`grid_cte`], $6 dev_eui, $7 quantity,
+/// $8 cumulative counter?
+///
+/// - `grid`, `span`: every bucket of the window; `span` runs from the first bucket's start to
+///   the last bucket's end. Values always describe whole buckets, so a bucket reads the same
+///   whatever window it was asked for in.
 /// - `points`: the readings in the span (the fixed ±2 days bound only lets TimescaleDB skip
 ///   chunks early), and for counters also the last reading before it, so the first increment
 ///   is known.
@@ -182,34 +209,21 @@ type BucketRow = (
 ///   the grid does); the reading before the span is left out here.
 /// - The final WHERE is a one-time filter that evaluates the time zone for every width, so an
 ///   unknown one fails the same way for 15m as for 1d.
-const AGGREGATE_SQL: &str = "
-WITH grid AS (
-    SELECT s AS bucket_start, s + $5::interval AS bucket_end
-    FROM generate_series(time_bucket($5::interval, $3::timestamptz),
-                         $4::timestamptz - interval '1 microsecond',
-                         $5::interval) AS s
-    WHERE NOT $7
-    UNION ALL
-    SELECT d AT TIME ZONE $6, (d + interval '1 day') AT TIME ZONE $6
-    FROM generate_series(($3::timestamptz AT TIME ZONE $6)::date::timestamp,
-                         (($4::timestamptz - interval '1 microsecond') AT TIME ZONE $6)::date::timestamp,
-                         interval '1 day') AS d
-    WHERE $7
-),
-span AS (
-    SELECT min(bucket_start) AS lo, max(bucket_end) AS hi FROM grid
-),
+const AGGREGATE_SQL: &str = concat!(
+    "WITH ",
+    grid_cte!(),
+    ",
 points AS (
     SELECT r.time, r.value
     FROM readings r, span
-    WHERE r.dev_eui = $1 AND r.quantity = $2
+    WHERE r.dev_eui = $6 AND r.quantity = $7
       AND r.time >= span.lo AND r.time < span.hi
-      AND r.time >= $3::timestamptz - interval '2 days'
-      AND r.time < $4::timestamptz + interval '2 days'
+      AND r.time >= $1::timestamptz - interval '2 days'
+      AND r.time < $2::timestamptz + interval '2 days'
     UNION ALL
     (SELECT r.time, r.value
      FROM readings r, span
-     WHERE $8 AND r.dev_eui = $1 AND r.quantity = $2 AND r.time < span.lo
+     WHERE $8 AND r.dev_eui = $6 AND r.quantity = $7 AND r.time < span.lo
      ORDER BY r.time DESC
      LIMIT 1)
 ),
@@ -224,8 +238,8 @@ steps AS (
     WINDOW w AS (ORDER BY time)
 ),
 agg AS (
-    SELECT CASE WHEN $7 THEN time_bucket($5::interval, s.time, $6)
-                ELSE time_bucket($5::interval, s.time)
+    SELECT CASE WHEN $5 THEN time_bucket($3::interval, s.time, $4)
+                ELSE time_bucket($3::interval, s.time)
            END AS bucket_start,
            count(*) AS n, avg(s.value) AS avg, min(s.value) AS min, max(s.value) AS max,
            sum(s.summand) AS sum
@@ -235,8 +249,20 @@ agg AS (
 )
 SELECT g.bucket_start, g.bucket_end, coalesce(a.n, 0), a.avg, a.min, a.max, a.sum
 FROM grid g LEFT JOIN agg a USING (bucket_start)
-WHERE (now() AT TIME ZONE $6) IS NOT NULL
-ORDER BY g.bucket_start";
+WHERE (now() AT TIME ZONE $4) IS NOT NULL
+ORDER BY g.bucket_start"
+);
+
+/// Just the grid: `(bucket_start, bucket_end)` of every bucket, for callers that weigh values
+/// in Rust (parking history). Parameters as for [`grid_cte`].
+const GRID_SQL: &str = concat!(
+    "WITH ",
+    grid_cte!(),
+    "
+SELECT bucket_start, bucket_end FROM grid
+WHERE (now() AT TIME ZONE $4) IS NOT NULL
+ORDER BY bucket_start"
+);
 
 /// PostgreSQL's answer to an unknown time zone: SQLSTATE 22023, `time zone "…" not recognized`.
 fn is_unknown_time_zone(e: &sqlx::Error) -> bool {
@@ -258,7 +284,58 @@ fn unknown_time_zone(tz: &str) -> StoreError {
     }
 }
 
+/// The limits every bucketed query shares: a non-empty window of at most [`MAX_BUCKETS`]
+/// buckets. Errors name the parameter to blame (`from`, `bucket`).
+pub fn check_window(from: DateTime<Utc>, to: DateTime<Utc>, width: BucketWidth) -> Result<()> {
+    if to <= from {
+        return Err(StoreError::Invalid {
+            field: "from",
+            problem: format!("the window must not be empty ({from} is not before {to})"),
+        });
+    }
+    let buckets = width.bucket_count(from, to);
+    if buckets > MAX_BUCKETS {
+        return Err(StoreError::Invalid {
+            field: "bucket",
+            problem: format!("{buckets} buckets of {width}; at most {MAX_BUCKETS}"),
+        });
+    }
+    Ok(())
+}
+
+/// Maps PostgreSQL's unknown-time-zone error to `Invalid { field: "timezone" }`.
+fn tz_error(tz: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| {
+        if is_unknown_time_zone(&e) {
+            unknown_time_zone(tz)
+        } else {
+            StoreError::from(e)
+        }
+    }
+}
+
 impl Store {
+    /// The buckets `[start, end)` covering `[from, to)` (the grid of [`Store::aggregates`]),
+    /// with the same limits and errors.
+    pub async fn bucket_grid(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        width: BucketWidth,
+        tz: &str,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+        check_window(from, to, width)?;
+        sqlx::query_as(GRID_SQL)
+            .bind(from)
+            .bind(to)
+            .bind(width.as_interval())
+            .bind(tz)
+            .bind(width == BucketWidth::Day)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(tz_error(tz))
+    }
+
     /// Aggregates of one quantity of one device in buckets covering `[from, to)`: the first
     /// bucket is the one containing `from`, the last the one containing `to - 1µs`, and every
     /// bucket in between is present, an empty one with count 0 and `None` values. Each bucket's
@@ -286,37 +363,19 @@ impl Store {
         width: BucketWidth,
         tz: &str,
     ) -> Result<Vec<AggregateBucket>> {
-        if to <= from {
-            return Err(StoreError::Invalid {
-                field: "from",
-                problem: format!("the window must not be empty ({from} is not before {to})"),
-            });
-        }
-        let buckets = width.bucket_count(from, to);
-        if buckets > MAX_BUCKETS {
-            return Err(StoreError::Invalid {
-                field: "bucket",
-                problem: format!("{buckets} buckets of {width}; at most {MAX_BUCKETS}"),
-            });
-        }
+        check_window(from, to, width)?;
         let rows: Vec<BucketRow> = sqlx::query_as(AGGREGATE_SQL)
-            .bind(dev_eui.as_i64())
-            .bind(quantity.id())
             .bind(from)
             .bind(to)
             .bind(width.as_interval())
             .bind(tz)
             .bind(width == BucketWidth::Day)
+            .bind(dev_eui.as_i64())
+            .bind(quantity.id())
             .bind(is_cumulative_counter(quantity))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unknown_time_zone(&e) {
-                    unknown_time_zone(tz)
-                } else {
-                    StoreError::from(e)
-                }
-            })?;
+            .map_err(tz_error(tz))?;
         Ok(rows
             .into_iter()
             .map(|(start, end, count, avg, min, max, sum)| AggregateBucket {
@@ -338,13 +397,7 @@ impl Store {
             .bind(tz)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unknown_time_zone(&e) {
-                    unknown_time_zone(tz)
-                } else {
-                    StoreError::from(e)
-                }
-            })?;
+            .map_err(tz_error(tz))?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! The flags shown for a room ([`room_flags`]) are a pure function of what the queries return,
 //! the caller's clock and the configured thresholds; nothing here reads the wall clock.
 
-use crate::aggregates::{AggregateBucket, BucketWidth, MAX_BUCKETS};
+use crate::aggregates::{check_window, grid_cte, AggregateBucket, BucketWidth};
 use crate::{Building, DeviceKind, Result, Room, Store, StoreError, Visibility};
 use chrono::{DateTime, TimeDelta, Utc};
 use stadtpuls_gateways::{DevEui, Quantity};
@@ -79,12 +79,32 @@ pub fn room_flags(room: &RoomClimate, now: DateTime<Utc>, t: &RoomThresholds) ->
 }
 
 /// Which unhealthy devices to list.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum DeviceStatus {
-    /// Never seen, or last seen before this instant.
-    SilentSince(DateTime<Utc>),
+    /// Never seen, or not seen within the silence window of the device's kind before `now`.
+    Silent(SilenceWindows),
     /// Battery level known and strictly below this percentage.
     BatteryBelow(f64),
+}
+
+/// How long a device may stay quiet, per kind: kinds report at very different rates (a parking
+/// bay on change plus a heartbeat, a room sensor every few minutes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SilenceWindows {
+    pub now: DateTime<Utc>,
+    /// For kinds not listed in `by_kind`.
+    pub default_minutes: u32,
+    pub by_kind: Vec<(DeviceKind, u32)>,
+}
+
+impl SilenceWindows {
+    /// The window of `kind`, in minutes.
+    pub fn minutes(&self, kind: DeviceKind) -> u32 {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(self.default_minutes, |(_, m)| *m)
+    }
 }
 
 /// A device as the health listing shows it.
@@ -144,45 +164,32 @@ LEFT JOIN newest n ON n.room_id = r.id
 WHERE r.building_id = $1
 ORDER BY r.id, n.quantity";
 
-/// Buckets of one quantity over the devices $1 in `[$2, $3)`: $4 width as an interval literal,
-/// $5 time zone, $6 day buckets?, $7 quantity.
+/// Buckets of one quantity over the devices $6 (`grid_cte` parameters $1–$5, $7 quantity).
 ///
-/// The bucket grid is deliberately the same as the one of `Store::aggregates` (UTC-aligned
-/// sub-day buckets, local-midnight days), so a room's history lines up with its devices'
-/// aggregates. `avg`, `min` and `max` are over all readings of all the devices in a bucket, so
-/// a device that reports more often weighs more.
-const ROOM_BUCKETS_SQL: &str = "
-WITH grid AS (
-    SELECT s AS bucket_start, s + $4::interval AS bucket_end
-    FROM generate_series(time_bucket($4::interval, $2::timestamptz),
-                         $3::timestamptz - interval '1 microsecond',
-                         $4::interval) AS s
-    WHERE NOT $6
-    UNION ALL
-    SELECT day AT TIME ZONE $5, (day + interval '1 day') AT TIME ZONE $5
-    FROM generate_series(($2::timestamptz AT TIME ZONE $5)::date::timestamp,
-                         (($3::timestamptz - interval '1 microsecond') AT TIME ZONE $5)::date::timestamp,
-                         interval '1 day') AS day
-    WHERE $6
-),
-bounds AS (
-    SELECT min(bucket_start) AS lo, max(bucket_end) AS hi FROM grid
-),
+/// The bucket grid is the one of `Store::aggregates` (UTC-aligned sub-day buckets,
+/// local-midnight days), so a room's history lines up with its devices' aggregates. `avg`,
+/// `min` and `max` are over all readings of all the devices in a bucket, so a device that
+/// reports more often weighs more.
+const ROOM_BUCKETS_SQL: &str = concat!(
+    "WITH ",
+    grid_cte!(),
+    ",
 per_bucket AS (
-    SELECT CASE WHEN $6 THEN time_bucket($4::interval, r.time, $5)
-                ELSE time_bucket($4::interval, r.time)
+    SELECT CASE WHEN $5 THEN time_bucket($3::interval, r.time, $4)
+                ELSE time_bucket($3::interval, r.time)
            END AS bucket_start,
            count(*) AS n, avg(r.value) AS avg, min(r.value) AS min, max(r.value) AS max
-    FROM readings r, bounds b
-    WHERE r.dev_eui = ANY($1) AND r.quantity = $7
-      AND r.time >= b.lo AND r.time < b.hi
-      AND r.time >= $2::timestamptz - interval '2 days'
-      AND r.time < $3::timestamptz + interval '2 days'
+    FROM readings r, span
+    WHERE r.dev_eui = ANY($6) AND r.quantity = $7
+      AND r.time >= span.lo AND r.time < span.hi
+      AND r.time >= $1::timestamptz - interval '2 days'
+      AND r.time < $2::timestamptz + interval '2 days'
     GROUP BY 1
 )
 SELECT g.bucket_start, g.bucket_end, coalesce(p.n, 0), p.avg, p.min, p.max
 FROM grid g LEFT JOIN per_bucket p USING (bucket_start)
-ORDER BY g.bucket_start";
+ORDER BY g.bucket_start"
+);
 
 type RoomBucketRow = (
     DateTime<Utc>,
@@ -336,7 +343,7 @@ impl Store {
     /// [`Store::aggregates`]. `sum` is always `None` (a sum over several devices' counters is
     /// not meaningful). No devices → all buckets empty.
     ///
-    /// Errors: `to <= from` (`Invalid { field: "from" }`) and more than [`MAX_BUCKETS`] buckets
+    /// Errors: `to <= from` (`Invalid { field: "from" }`) and more than [`MAX_BUCKETS`](crate::aggregates::MAX_BUCKETS) buckets
     /// (`Invalid { field: "bucket" }`).
     pub async fn room_buckets(
         &self,
@@ -347,27 +354,15 @@ impl Store {
         width: BucketWidth,
         tz: &str,
     ) -> Result<Vec<AggregateBucket>> {
-        if to <= from {
-            return Err(StoreError::Invalid {
-                field: "from",
-                problem: format!("the window must not be empty ({from} is not before {to})"),
-            });
-        }
-        let buckets = width.bucket_count(from, to);
-        if buckets > MAX_BUCKETS {
-            return Err(StoreError::Invalid {
-                field: "bucket",
-                problem: format!("{buckets} buckets of {width}; at most {MAX_BUCKETS}"),
-            });
-        }
+        check_window(from, to, width)?;
         let euis: Vec<i64> = devices.iter().map(|d| d.as_i64()).collect();
         let rows: Vec<RoomBucketRow> = sqlx::query_as(ROOM_BUCKETS_SQL)
-            .bind(&euis)
             .bind(from)
             .bind(to)
             .bind(width.as_interval())
             .bind(tz)
             .bind(width == BucketWidth::Day)
+            .bind(&euis)
             .bind(quantity.id())
             .fetch_all(&self.pool)
             .await?;
@@ -389,8 +384,18 @@ impl Store {
     /// contact (never seen first), low-battery ones by battery level; then by DevEUI.
     pub async fn devices_with_status(&self, status: DeviceStatus) -> Result<Vec<DeviceHealth>> {
         let query = match status {
-            DeviceStatus::SilentSince(cutoff) => {
-                sqlx::query_as::<_, HealthRow>(SILENT_DEVICES_SQL).bind(cutoff)
+            DeviceStatus::Silent(w) => {
+                let kinds: Vec<&str> = w.by_kind.iter().map(|(k, _)| k.as_str()).collect();
+                let minutes: Vec<i32> = w
+                    .by_kind
+                    .iter()
+                    .map(|(_, m)| i32::try_from(*m).unwrap_or(i32::MAX))
+                    .collect();
+                sqlx::query_as::<_, HealthRow>(SILENT_DEVICES_SQL)
+                    .bind(w.now)
+                    .bind(kinds)
+                    .bind(minutes)
+                    .bind(i32::try_from(w.default_minutes).unwrap_or(i32::MAX))
             }
             DeviceStatus::BatteryBelow(percent) => {
                 sqlx::query_as::<_, HealthRow>(LOW_BATTERY_DEVICES_SQL).bind(percent)
@@ -401,12 +406,16 @@ impl Store {
     }
 }
 
-/// Devices never seen or last seen before $1.
+/// Devices never seen or last seen longer ago than their kind's window before $1: windows in
+/// minutes per kind name ($2, $3), $4 for other kinds.
 const SILENT_DEVICES_SQL: &str = "
-SELECT dev_eui, name, kind, visibility, building_id, room_id, last_seen, battery_percent, battery_at
-FROM devices
-WHERE last_seen IS NULL OR last_seen < $1
-ORDER BY last_seen ASC NULLS FIRST, dev_eui";
+SELECT d.dev_eui, d.name, d.kind, d.visibility, d.building_id, d.room_id, d.last_seen,
+       d.battery_percent, d.battery_at
+FROM devices d
+LEFT JOIN UNNEST($2::text[], $3::int[]) AS w(kind, minutes) ON w.kind = d.kind::text
+WHERE d.last_seen IS NULL
+   OR d.last_seen < $1 - make_interval(mins => coalesce(w.minutes, $4))
+ORDER BY d.last_seen ASC NULLS FIRST, d.dev_eui";
 
 /// Devices whose last known battery level is below $1 percent (unknown levels are not listed).
 const LOW_BATTERY_DEVICES_SQL: &str = "

@@ -7,6 +7,7 @@ mod devices;
 pub mod keys;
 pub mod live;
 pub mod parking;
+pub mod parking_history;
 mod places;
 mod readings;
 mod retention;

@@ -6,8 +6,12 @@ use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use stadtpuls_gateways::{DevEui, Quantity, Reading};
 
-/// The notification channel.
+/// The notification channel of committed readings.
 pub const CHANNEL: &str = "stadtpuls_readings";
+
+/// The channel on which triggers announce registry changes (payload: the table name; see
+/// `migrations/0003_registry_notify.sql`).
+pub const REGISTRY_CHANNEL: &str = "stadtpuls_registry";
 
 /// PostgreSQL caps a notification payload below 8000 bytes; stay well under it.
 const MAX_PAYLOAD: usize = 7000;
@@ -84,10 +88,10 @@ pub(crate) async fn notify(tx: &mut sqlx::PgConnection, rows: &[(DevEui, Reading
 }
 
 impl Store {
-    /// A listener subscribed to [`CHANNEL`] on its own connection.
-    pub async fn listen_readings(&self) -> Result<sqlx::postgres::PgListener> {
+    /// A listener subscribed to [`CHANNEL`] and [`REGISTRY_CHANNEL`] on its own connection.
+    pub async fn listen(&self) -> Result<sqlx::postgres::PgListener> {
         let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        l.listen(CHANNEL).await?;
+        l.listen_all([CHANNEL, REGISTRY_CHANNEL]).await?;
         Ok(l)
     }
 }

@@ -118,6 +118,133 @@ impl ParkingSite {
     }
 }
 
+/// Inserts or updates one site; `true` when it was new.
+async fn upsert_site(conn: &mut sqlx::PgConnection, s: &ParkingSite) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO parking_sites AS p (uid, name, type, purpose, capacity, lat, lon, geometry, address,
+                                         operator_name, opening_hours, static_data_updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (uid) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
+           purpose = EXCLUDED.purpose, capacity = EXCLUDED.capacity, lat = EXCLUDED.lat,
+           lon = EXCLUDED.lon, geometry = EXCLUDED.geometry, address = EXCLUDED.address,
+           operator_name = EXCLUDED.operator_name, opening_hours = EXCLUDED.opening_hours,
+           static_data_updated_at = EXCLUDED.static_data_updated_at
+         RETURNING (xmax = 0)",
+    )
+    .bind(&s.uid)
+    .bind(&s.name)
+    .bind(&s.site_type)
+    .bind(&s.purpose)
+    .bind(s.capacity)
+    .bind(s.lat)
+    .bind(s.lon)
+    .bind(&s.geometry)
+    .bind(&s.address)
+    .bind(&s.operator_name)
+    .bind(&s.opening_hours)
+    .bind(s.static_data_updated_at)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Inserts or updates one building; `true` when it was new.
+async fn upsert_building(conn: &mut sqlx::PgConnection, b: &Building) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO buildings (id, name, lat, lon, address) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
+           address = EXCLUDED.address, updated_at = now()
+         RETURNING (xmax = 0)",
+    )
+    .bind(&b.id)
+    .bind(&b.name)
+    .bind(b.lat)
+    .bind(b.lon)
+    .bind(&b.address)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Inserts or updates one room; `true` when it was new. An unknown building is `Invalid`.
+async fn upsert_room(conn: &mut sqlx::PgConnection, r: &Room) -> Result<bool> {
+    sqlx::query_scalar(
+        "INSERT INTO rooms (building_id, id, name, floor, usage) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (building_id, id) DO UPDATE SET name = EXCLUDED.name, floor = EXCLUDED.floor,
+           usage = EXCLUDED.usage, updated_at = now()
+         RETURNING (xmax = 0)",
+    )
+    .bind(&r.building_id)
+    .bind(&r.id)
+    .bind(&r.name)
+    .bind(&r.floor)
+    .bind(&r.usage)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => StoreError::Invalid {
+            field: "building_id",
+            problem: format!("room {}: building '{}' does not exist", r.id, r.building_id),
+        },
+        _ => StoreError::from(e),
+    })
+}
+
+impl Building {
+    /// Checks id, name and coordinates; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, problem: String| StoreError::Invalid { field, problem };
+        if self.id.is_empty() || self.id.len() > 128 {
+            return Err(bad("id", "must be 1..128 characters".into()));
+        }
+        if self.name.is_empty() || self.name.len() > 256 {
+            return Err(bad(
+                "name",
+                format!("building {}: must be 1..256 characters", self.id),
+            ));
+        }
+        match (self.lat, self.lon) {
+            (None, None) => Ok(()),
+            (Some(lat), Some(lon))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
+                Ok(())
+            }
+            (Some(_), Some(_)) => Err(bad(
+                "lat/lon",
+                format!("building {}: outside WGS84", self.id),
+            )),
+            _ => Err(bad(
+                "lat/lon",
+                format!("building {}: give both lat and lon, or neither", self.id),
+            )),
+        }
+    }
+}
+
+impl Room {
+    /// Checks ids and name; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, problem: String| StoreError::Invalid { field, problem };
+        if self.id.is_empty() || self.id.len() > 128 {
+            return Err(bad("id", "must be 1..128 characters".into()));
+        }
+        if self.name.is_empty() || self.name.len() > 256 {
+            return Err(bad(
+                "name",
+                format!("room {}: must be 1..256 characters", self.id),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a delete did: whether the place existed, and how many devices were detached from it
+/// (their `site_id` or `building_id`/`room_id` set to NULL; their readings stay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub existed: bool,
+    pub devices_detached: u64,
+}
+
 impl Store {
     /// Inserts or updates sites, buildings and rooms in one transaction (re-import updates).
     pub async fn import_places(
@@ -129,67 +256,21 @@ impl Store {
         for s in sites {
             s.validate()?;
         }
-        let mut tx = self.pool.begin().await?;
-        for s in sites {
-            sqlx::query(
-                "INSERT INTO parking_sites AS p (uid, name, type, purpose, capacity, lat, lon, geometry, address,
-                                                 operator_name, opening_hours, static_data_updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (uid) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
-                   purpose = EXCLUDED.purpose, capacity = EXCLUDED.capacity, lat = EXCLUDED.lat,
-                   lon = EXCLUDED.lon, geometry = EXCLUDED.geometry, address = EXCLUDED.address,
-                   operator_name = EXCLUDED.operator_name, opening_hours = EXCLUDED.opening_hours,
-                   static_data_updated_at = EXCLUDED.static_data_updated_at",
-            )
-            .bind(&s.uid)
-            .bind(&s.name)
-            .bind(&s.site_type)
-            .bind(&s.purpose)
-            .bind(s.capacity)
-            .bind(s.lat)
-            .bind(s.lon)
-            .bind(&s.geometry)
-            .bind(&s.address)
-            .bind(&s.operator_name)
-            .bind(&s.opening_hours)
-            .bind(s.static_data_updated_at)
-            .execute(&mut *tx)
-            .await?;
-        }
         for b in buildings {
-            sqlx::query(
-                "INSERT INTO buildings (id, name, lat, lon, address) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-                   address = EXCLUDED.address, updated_at = now()",
-            )
-            .bind(&b.id)
-            .bind(&b.name)
-            .bind(b.lat)
-            .bind(b.lon)
-            .bind(&b.address)
-            .execute(&mut *tx)
-            .await?;
+            b.validate()?;
         }
         for r in rooms {
-            sqlx::query(
-                "INSERT INTO rooms (building_id, id, name, floor, usage) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (building_id, id) DO UPDATE SET name = EXCLUDED.name, floor = EXCLUDED.floor,
-                   usage = EXCLUDED.usage, updated_at = now()",
-            )
-            .bind(&r.building_id)
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(&r.floor)
-            .bind(&r.usage)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => StoreError::Invalid {
-                    field: "building_id",
-                    problem: format!("room {}: building '{}' does not exist", r.id, r.building_id),
-                },
-                _ => StoreError::from(e),
-            })?;
+            r.validate()?;
+        }
+        let mut tx = self.pool.begin().await?;
+        for s in sites {
+            upsert_site(&mut tx, s).await?;
+        }
+        for b in buildings {
+            upsert_building(&mut tx, b).await?;
+        }
+        for r in rooms {
+            upsert_room(&mut tx, r).await?;
         }
         tx.commit().await?;
         Ok(PlacesOutcome {
@@ -197,6 +278,112 @@ impl Store {
             buildings: buildings.len() as u64,
             rooms: rooms.len() as u64,
         })
+    }
+
+    /// Creates or replaces one parking site; `true` when it was new.
+    pub async fn put_parking_site(&self, site: &ParkingSite) -> Result<bool> {
+        site.validate()?;
+        let mut conn = self.pool.acquire().await?;
+        upsert_site(&mut conn, site).await
+    }
+
+    /// Creates or replaces one building; `true` when it was new.
+    pub async fn put_building(&self, building: &Building) -> Result<bool> {
+        building.validate()?;
+        let mut conn = self.pool.acquire().await?;
+        upsert_building(&mut conn, building).await
+    }
+
+    /// Creates or replaces one room of an existing building; `true` when it was new.
+    pub async fn put_room(&self, room: &Room) -> Result<bool> {
+        room.validate()?;
+        let mut conn = self.pool.acquire().await?;
+        upsert_room(&mut conn, room).await
+    }
+
+    /// Deletes a parking site and detaches its devices, in one transaction.
+    pub async fn delete_parking_site(&self, uid: &str) -> Result<Deleted> {
+        let mut tx = self.pool.begin().await?;
+        let detached =
+            sqlx::query("UPDATE devices SET site_id = NULL, updated_at = now() WHERE site_id = $1")
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let existed = sqlx::query("DELETE FROM parking_sites WHERE uid = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(Deleted {
+            existed,
+            devices_detached: detached,
+        })
+    }
+
+    /// Deletes a building with its rooms and building keys, and detaches its devices.
+    pub async fn delete_building(&self, id: &str) -> Result<Deleted> {
+        let mut tx = self.pool.begin().await?;
+        let detached = sqlx::query(
+            "UPDATE devices SET building_id = NULL, room_id = NULL, updated_at = now()
+             WHERE building_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let existed = sqlx::query("DELETE FROM buildings WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(Deleted {
+            existed,
+            devices_detached: detached,
+        })
+    }
+
+    /// Deletes one room and detaches its devices from it (they stay in the building).
+    pub async fn delete_room(&self, building_id: &str, id: &str) -> Result<Deleted> {
+        let mut tx = self.pool.begin().await?;
+        let detached = sqlx::query(
+            "UPDATE devices SET room_id = NULL, updated_at = now()
+             WHERE building_id = $1 AND room_id = $2",
+        )
+        .bind(building_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let existed = sqlx::query("DELETE FROM rooms WHERE building_id = $1 AND id = $2")
+            .bind(building_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(Deleted {
+            existed,
+            devices_detached: detached,
+        })
+    }
+
+    /// One parking site, or `None`.
+    pub async fn parking_site(&self, uid: &str) -> Result<Option<ParkingSite>> {
+        let row: Option<SiteRow> = sqlx::query_as(
+            "SELECT uid, name, type, purpose, capacity, lat, lon, geometry, address, operator_name,
+                    opening_hours, static_data_updated_at
+             FROM parking_sites WHERE uid = $1",
+        )
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(ParkingSite::from))
     }
 
     pub async fn parking_sites(&self) -> Result<Vec<ParkingSite>> {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::aggregates::BucketWidth;
-use stadtpuls_store::buildings::{ClimateValue, DeviceStatus};
+use stadtpuls_store::buildings::{ClimateValue, DeviceStatus, SilenceWindows};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
@@ -323,8 +323,24 @@ async fn device_health_lists_silent_and_low_battery_devices() {
     store.write_batch(&batch).await.unwrap();
     // E is registered but was never seen.
 
+    let windows = |by_kind: Vec<(DeviceKind, u32)>| {
+        DeviceStatus::Silent(SilenceWindows {
+            now,
+            default_minutes: 60,
+            by_kind,
+        })
+    };
+    // A longer window for the room sensors' kind: B (two hours quiet) is not silent under
+    // three hours; E was never seen, which is silent under any window.
+    let lenient = store
+        .devices_with_status(windows(vec![(DeviceKind::RoomClimate, 180)]))
+        .await
+        .unwrap();
+    let euis: Vec<_> = lenient.iter().map(|d| d.dev_eui).collect();
+    assert_eq!(euis, vec![DevEui(0xE)]);
+    // A shorter one for a kind nobody has changes nothing.
     let silent = store
-        .devices_with_status(DeviceStatus::SilentSince(now - Duration::minutes(60)))
+        .devices_with_status(windows(vec![(DeviceKind::ParkingBay, 1)]))
         .await
         .unwrap();
     let euis: Vec<_> = silent.iter().map(|d| (d.dev_eui, d.last_seen)).collect();

@@ -425,3 +425,106 @@ async fn bays_with_status_hide_private_and_unlocated_ones() {
     assert_eq!(euis, [0xa1, 0xa2, 0xb1, 0xb2, 0xb3, 0xb4, 0xc1, 0xe1]);
     assert!(store.parking_bays(Some("nope")).await.unwrap().is_empty());
 }
+
+// ---- history ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn history_is_time_weighted_per_bucket_from_counters_or_bays() {
+    use stadtpuls_store::aggregates::BucketWidth;
+    use stadtpuls_store::parking_history::HistorySource;
+    let store = city().await;
+    let grid = store
+        .bucket_grid(ago(240), now(), BucketWidth::Hour, "Europe/Berlin")
+        .await
+        .unwrap();
+    let starts: Vec<DateTime<Utc>> = grid.iter().map(|g| g.0).collect();
+    assert_eq!(starts, [ago(240), ago(180), ago(120), ago(60)]);
+    let history = |uid: &'static str| {
+        let (store, grid) = (store.clone(), grid.clone());
+        async move {
+            let (source, buckets) = store
+                .parking_history(uid, 100, grid, Duration::minutes(10), Duration::minutes(20))
+                .await
+                .unwrap();
+            let rows: Vec<(Option<f64>, Option<f64>, f64)> = buckets
+                .iter()
+                .map(|b| (b.free, b.occupied, b.coverage))
+                .collect();
+            (source, rows)
+        }
+    };
+    let empty = (None, None, 0.0);
+    // b: bays only. 19:00–20:00: b4 free for 20 min (its 19:00 reading holds 20 min) = 1/3 of a
+    // free bay, 1/12 coverage of four bays. 21:00–22:00: b1 free 6 min, b2 taken 4 min, b3 free
+    // 20 min; the private b5 and b4's battery-only uplink do not count.
+    assert_eq!(
+        history("b").await,
+        (
+            HistorySource::Bays,
+            vec![
+                empty,
+                (Some(0.333), Some(0.0), 0.083),
+                empty,
+                (Some(0.433), Some(0.067), 0.125)
+            ]
+        )
+    );
+    // a: the counter wins; 42 free from 21:58 until the grid ends at 22:00.
+    assert_eq!(
+        history("a").await,
+        (
+            HistorySource::Counter,
+            vec![empty, empty, empty, (Some(42.0), Some(58.0), 0.033)]
+        )
+    );
+    // d has only private devices, f none at all.
+    for uid in ["d", "f"] {
+        assert_eq!(history(uid).await, (HistorySource::None, vec![empty; 4]));
+    }
+}
+
+#[tokio::test]
+async fn day_buckets_of_the_grid_follow_local_midnight_across_dst() {
+    use stadtpuls_store::aggregates::BucketWidth;
+    let store = fresh_store().await.unwrap();
+    // Berlin switches to summer time on 2026-03-29: that local day has 23 hours.
+    let grid = store
+        .bucket_grid(
+            t("2026-03-28T00:00:00Z"),
+            t("2026-03-30T21:00:00Z"),
+            BucketWidth::Day,
+            "Europe/Berlin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        grid,
+        vec![
+            (t("2026-03-27T23:00:00Z"), t("2026-03-28T23:00:00Z")),
+            (t("2026-03-28T23:00:00Z"), t("2026-03-29T22:00:00Z")),
+            (t("2026-03-29T22:00:00Z"), t("2026-03-30T22:00:00Z")),
+        ]
+    );
+    let err = store
+        .bucket_grid(now(), now(), BucketWidth::Hour, "Europe/Berlin")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { field: "from", .. }),
+        "{err}"
+    );
+    let err = store
+        .bucket_grid(ago(60), now(), BucketWidth::Hour, "Mars/Olympus")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "timezone",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -141,6 +141,21 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Publishes a ChirpStack v4 uplink of `eui` observed at `time` with the decoded `object`
+    /// (a fresh deduplication id each call).
+    pub async fn publish_up(&self, eui: &str, time: chrono::DateTime<chrono::Utc>, object: Value) {
+        let mut up: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
+        up["deviceInfo"]["devEui"] = json!(eui);
+        up["time"] = json!(time.to_rfc3339());
+        up["deduplicationId"] = json!(uuid::Uuid::new_v4().to_string());
+        up["object"] = object;
+        self.publish(
+            &format!("application/17c82e96-be03-4f38-aef3-f83d48582d97/device/{eui}/event/up"),
+            serde_json::to_vec(&up).unwrap(),
+        )
+        .await;
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -148,6 +163,30 @@ impl TestApp {
             .send()
             .await
             .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Any request with an optional API key and JSON body: status and JSON (or text) body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (

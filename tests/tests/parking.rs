@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use serde_json::{json, Value};
 use stadtpuls_store::{DeviceKind, NewDevice, ParkingSite, Visibility};
-use stadtpuls_tests::{device, fixture, TestApp};
+use stadtpuls_tests::{device, TestApp};
 
 /// Dortmund Hbf and Phoenix-See, about 4.63 km apart.
 const HBF: (f64, f64) = (51.5178, 7.4593);
@@ -46,18 +46,8 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Publishes a ChirpStack v4 uplink of `eui` observed at `time` with the decoded `object`.
 async fn uplink(app: &TestApp, eui: &str, time: DateTime<Utc>, object: Value) {
-    let mut up: Value = serde_json::from_slice(&fixture("chirpstack-v4-up.json")).unwrap();
-    up["deviceInfo"]["devEui"] = json!(eui);
-    up["time"] = json!(time.to_rfc3339());
-    up["deduplicationId"] = json!(uuid::Uuid::new_v4().to_string());
-    up["object"] = object;
-    app.publish(
-        &format!("application/17c82e96-be03-4f38-aef3-f83d48582d97/device/{eui}/event/up"),
-        serde_json::to_vec(&up).unwrap(),
-    )
-    .await;
+    app.publish_up(eui, time, object).await;
 }
 
 fn uids(body: &Value) -> Vec<String> {

@@ -1,0 +1,348 @@
+//! The admin API for the registry (admin key only): create, replace and delete parking sites,
+//! buildings, rooms and devices — the same records `stadtpuls places import` and
+//! `stadtpuls devices import` write.
+//!
+//! `PUT` is create-or-replace with the id taken from the path (201 when new, 200 when it
+//! replaced a record; the body is the stored record). `DELETE` answers 404 for an unknown id,
+//! else 200 with how many devices were detached (their readings stay). Bodies are strict JSON:
+//! an unknown or missing field is a 400 naming it. Changes reach every API and ingest process
+//! through the registry notifications (`store/migrations/0003_registry_notify.sql`); this
+//! process also refreshes its geo index before answering, so a client reads its own write.
+
+use crate::auth::{require_admin, Authenticated};
+use crate::error::ApiError;
+use crate::params::{self, clip};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::put;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use stadtpuls_gateways::codecs::Codec;
+use stadtpuls_store::{Building, Deleted, DeviceKind, NewDevice, ParkingSite, Room, Visibility};
+use std::collections::HashMap;
+
+type Q = Query<HashMap<String, String>>;
+
+/// The admin registry routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/admin/parking/sites/{uid}",
+            put(put_site).delete(delete_site),
+        )
+        .route(
+            "/v1/admin/buildings/{id}",
+            put(put_building).delete(delete_building),
+        )
+        .route(
+            "/v1/admin/buildings/{id}/rooms/{room}",
+            put(put_room).delete(delete_room),
+        )
+        .route("/v1/admin/devices/{dev_eui}", put(put_device))
+}
+
+/// A parking site as sent to `PUT /v1/admin/parking/sites/{uid}` (ParkAPI v3 field names).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteBody {
+    /// Optional; must equal the path's uid when given.
+    pub uid: Option<String>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub site_type: String,
+    #[serde(default = "car")]
+    pub purpose: String,
+    pub capacity: i32,
+    pub lat: f64,
+    pub lon: f64,
+    /// GeoJSON Polygon or MultiPolygon outline.
+    pub geometry: Option<Value>,
+    pub address: Option<String>,
+    pub operator_name: Option<String>,
+    pub opening_hours: Option<String>,
+}
+
+fn car() -> String {
+    "CAR".into()
+}
+
+/// A building as sent to `PUT /v1/admin/buildings/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildingBody {
+    pub id: Option<String>,
+    pub name: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub address: Option<String>,
+}
+
+/// A room as sent to `PUT /v1/admin/buildings/{id}/rooms/{room}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomBody {
+    pub id: Option<String>,
+    pub name: String,
+    pub floor: Option<String>,
+    pub usage: Option<String>,
+}
+
+/// A device as sent to `PUT /v1/admin/devices/{dev_eui}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceBody {
+    pub dev_eui: Option<String>,
+    pub name: Option<String>,
+    pub kind: DeviceKind,
+    pub codec: Option<String>,
+    pub visibility: Visibility,
+    /// Both or neither; without them a known position is kept.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub site_id: Option<String>,
+    pub building_id: Option<String>,
+    pub room_id: Option<String>,
+}
+
+/// Parses a strict JSON body. A field of the wrong type is blamed by its name (`capacity`);
+/// syntax errors, unknown and missing fields on `body`, with serde's message naming them.
+fn body<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path.is_empty() || path == "." {
+            "body"
+        } else {
+            path.as_str()
+        };
+        ApiError::bad(param, e.inner().to_string())
+    })
+}
+
+/// A body's own id, if it has one, must be the path's.
+fn same_id(field: &str, body: Option<&str>, path: &str) -> Result<(), ApiError> {
+    match body {
+        Some(b) if b != path => Err(ApiError::bad(
+            field,
+            format!(
+                "'{}' differs from the path's '{}'; ids are changed by delete and create",
+                clip(b),
+                clip(path)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn created_or_replaced(created: bool, body: Value) -> (StatusCode, Json<Value>) {
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body))
+}
+
+fn deleted(what: String, d: Deleted) -> Result<Json<Value>, ApiError> {
+    if !d.existed {
+        return Err(ApiError::NotFound(what));
+    }
+    Ok(Json(
+        json!({ "deleted": what, "devices_detached": d.devices_detached }),
+    ))
+}
+
+/// Refreshes this process's geo index after a registry write; a failure only delays it until
+/// the notification or the next poll.
+async fn refresh_index(st: &AppState) {
+    if let Err(e) = st.devices.refresh(&st.store).await {
+        tracing::warn!(error = %e, "geo index refresh after an admin write failed");
+    }
+}
+
+/// `PUT /v1/admin/parking/sites/{uid}`
+async fn put_site(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(uid): Path<String>,
+    Query(q): Q,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let b: SiteBody = body(&raw)?;
+    same_id("uid", b.uid.as_deref(), &uid)?;
+    if let Some(g) = &b.geometry {
+        crate::geo::parse_polygon(g).map_err(|e| match e {
+            ApiError::BadParam { message, .. } => ApiError::bad("geometry", message),
+            other => other,
+        })?;
+    }
+    let site = ParkingSite {
+        uid,
+        name: b.name,
+        site_type: b.site_type,
+        purpose: b.purpose,
+        capacity: b.capacity,
+        lat: b.lat,
+        lon: b.lon,
+        geometry: b.geometry,
+        address: b.address,
+        operator_name: b.operator_name,
+        opening_hours: b.opening_hours,
+        static_data_updated_at: st.clock.now(),
+    };
+    let created = st.store.put_parking_site(&site).await?;
+    Ok(created_or_replaced(created, json!(site)))
+}
+
+/// `DELETE /v1/admin/parking/sites/{uid}`: its devices stay, without a site.
+async fn delete_site(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(uid): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let d = st.store.delete_parking_site(&uid).await?;
+    deleted(format!("parking site '{}'", clip(&uid)), d)
+}
+
+/// `PUT /v1/admin/buildings/{id}`
+async fn put_building(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Q,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let b: BuildingBody = body(&raw)?;
+    same_id("id", b.id.as_deref(), &id)?;
+    let building = Building {
+        id,
+        name: b.name,
+        lat: b.lat,
+        lon: b.lon,
+        address: b.address,
+    };
+    let created = st.store.put_building(&building).await?;
+    Ok(created_or_replaced(created, json!(building)))
+}
+
+/// `DELETE /v1/admin/buildings/{id}`: rooms and building keys go with it; devices stay.
+async fn delete_building(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let d = st.store.delete_building(&id).await?;
+    deleted(format!("building '{}'", clip(&id)), d)
+}
+
+/// `PUT /v1/admin/buildings/{id}/rooms/{room}`: the building must exist (else 404).
+async fn put_room(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path((id, room)): Path<(String, String)>,
+    Query(q): Q,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let b: RoomBody = body(&raw)?;
+    same_id("id", b.id.as_deref(), &room)?;
+    if st.store.building(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("building '{}'", clip(&id))));
+    }
+    let room = Room {
+        building_id: id,
+        id: room,
+        name: b.name,
+        floor: b.floor,
+        usage: b.usage,
+    };
+    let created = st.store.put_room(&room).await?;
+    Ok(created_or_replaced(created, json!(room)))
+}
+
+/// `DELETE /v1/admin/buildings/{id}/rooms/{room}`: its devices stay in the building.
+async fn delete_room(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path((id, room)): Path<(String, String)>,
+    Query(q): Q,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let d = st.store.delete_room(&id, &room).await?;
+    deleted(
+        format!("room '{}' in building '{}'", clip(&room), clip(&id)),
+        d,
+    )
+}
+
+/// `PUT /v1/admin/devices/{dev_eui}`: registers or updates a device (e.g. makes an
+/// auto-registered one public, or assigns a bay to its site).
+async fn put_device(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(raw_eui): Path<String>,
+    Query(q): Q,
+    raw: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    params::Params::new(q).finish()?;
+    let eui = params::dev_eui(&raw_eui)?;
+    let b: DeviceBody = body(&raw)?;
+    if let Some(body_eui) = &b.dev_eui {
+        let parsed = params::dev_eui(body_eui)?;
+        same_id("dev_eui", Some(&parsed.to_string()), &eui.to_string())?;
+    }
+    let location = match (b.lat, b.lon) {
+        (None, None) => None,
+        (Some(lat), Some(lon)) => {
+            crate::geo::check_wgs84(lat, lon)?;
+            Some((lat, lon))
+        }
+        _ => return Err(ApiError::bad("lat", "give both lat and lon, or neither")),
+    };
+    if let Some(c) = &b.codec {
+        c.parse::<Codec>()
+            .map_err(|e| ApiError::bad("codec", e.to_string()))?;
+    }
+    if b.room_id.is_some() && b.building_id.is_none() {
+        return Err(ApiError::bad("room_id", "a room needs its building_id"));
+    }
+    let device = NewDevice {
+        dev_eui: eui,
+        name: b.name,
+        kind: b.kind,
+        codec: b.codec,
+        visibility: b.visibility,
+        location,
+        site_id: b.site_id,
+        building_id: b.building_id,
+        room_id: b.room_id,
+    };
+    let outcome = st
+        .store
+        .import_devices(std::slice::from_ref(&device))
+        .await?;
+    refresh_index(&st).await;
+    let stored = st
+        .store
+        .device(eui)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {eui}")))?;
+    Ok(created_or_replaced(outcome.inserted > 0, json!(stored)))
+}

@@ -1,0 +1,437 @@
+//! End-to-end: the admin registry API, registry changes reaching the API through PostgreSQL
+//! notifications, paging of lists, parking history and per-kind silence windows.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{json, Value};
+use stadtpuls_store::keys::Scope;
+use stadtpuls_store::{DeviceKind, NewDevice, ParkingSite, Visibility};
+use stadtpuls_tests::{device, TestApp};
+
+fn t(s: &str) -> DateTime<Utc> {
+    stadtpuls_store::testing::utc(s)
+}
+
+fn euis(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dev_eui"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The path and query of an absolute `next` link.
+fn path_of(next: &Value) -> String {
+    let url = next.as_str().unwrap();
+    let rest = url.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+#[tokio::test]
+async fn admin_api_creates_replaces_and_deletes_places() {
+    let app = TestApp::start().await;
+    let admin_secret = app
+        .store
+        .create_key(Scope::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    let admin = Some(admin_secret.as_str());
+    let site_path = "/v1/admin/parking/sites/hbf-nord";
+    let mut site = json!({
+        "name": "Parkhaus Hbf Nord", "type": "CAR_PARK", "capacity": 420,
+        "lat": 51.5185, "lon": 7.4605, "opening_hours": "24/7"
+    });
+
+    let (status, body) = app.send(Method::PUT, site_path, None, Some(&site)).await;
+    assert_eq!((status, &body["status"]), (401, &json!(401)));
+    let (status, body) = app.send(Method::PUT, site_path, admin, Some(&site)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (&body["uid"], &body["purpose"], &body["capacity"]),
+        (&json!("hbf-nord"), &json!("CAR"), &json!(420))
+    );
+    let (status, body) = app.get_json("/v1/parking/sites/hbf-nord").await;
+    assert_eq!((status, &body["capacity"]), (200, &json!(420)));
+    assert_eq!(body["has_realtime_data"], json!(false));
+    assert_eq!(body["realtime_opening_status"], Value::Null);
+
+    // Replacing answers 200 and is visible at once.
+    site["capacity"] = json!(400);
+    let (status, _) = app.send(Method::PUT, site_path, admin, Some(&site)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.get_json("/v1/parking/sites/hbf-nord").await.1["capacity"],
+        json!(400)
+    );
+
+    // Bad bodies: 400 naming what is wrong, nothing stored.
+    let with = |key: &str, value: Value| {
+        let mut s = site.clone();
+        s[key] = value;
+        s
+    };
+    let mut missing = site.clone();
+    missing.as_object_mut().unwrap().remove("capacity");
+    let polygon_point = json!({"type": "Point", "coordinates": [7.46, 51.51]});
+    let cases = [
+        (with("type", json!("GARAGE")), "type", "GARAGE"),
+        (with("colour", json!("red")), "colour", "unknown field"),
+        (with("uid", json!("elsewhere")), "uid", "elsewhere"),
+        (with("lat", json!(91.0)), "lat/lon", "WGS84"),
+        (with("capacity", json!(-1)), "capacity", "negative"),
+        (with("capacity", json!("many")), "capacity", "expected i32"),
+        (missing, "body", "capacity"),
+        (with("geometry", polygon_point), "geometry", "Polygon"),
+    ];
+    for (body, param, mention) in cases {
+        let (status, problem) = app.send(Method::PUT, site_path, admin, Some(&body)).await;
+        assert_eq!(
+            (status, &problem["parameter"]),
+            (400, &json!(param)),
+            "{body}: {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains(mention),
+            "{problem}"
+        );
+    }
+    let raw = app
+        .http
+        .put(format!("{}{site_path}", app.base))
+        .bearer_auth(&admin_secret)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    assert_eq!(
+        app.get_json("/v1/parking/sites/hbf-nord").await.1["capacity"],
+        json!(400)
+    );
+
+    // A building with a room and a device in it.
+    let building = json!({"name": "Rathaus", "lat": 51.5136, "lon": 7.4653});
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/buildings/rathaus",
+            admin,
+            Some(&building),
+        )
+        .await;
+    assert_eq!((status, &body["id"]), (201, &json!("rathaus")), "{body}");
+    let room = json!({"name": "Ratssaal", "floor": "1", "usage": "meeting"});
+    let room_path = "/v1/admin/buildings/rathaus/rooms/101";
+    let (status, body) = app.send(Method::PUT, room_path, admin, Some(&room)).await;
+    assert_eq!((status, &body["name"]), (201, &json!("Ratssaal")), "{body}");
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/buildings/nope/rooms/1",
+            admin,
+            Some(&room),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let sensor = json!({
+        "kind": "room_climate", "visibility": "private", "codec": "milesight_am319",
+        "building_id": "rathaus", "room_id": "101"
+    });
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0b00000000000001",
+            admin,
+            Some(&sensor),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (&body["dev_eui"], &body["codec"], &body["visibility"]),
+        (
+            &json!("0b00000000000001"),
+            &json!("milesight_am319"),
+            &json!("private")
+        )
+    );
+    let bad_codec = json!({"kind": "other", "visibility": "public", "codec": "nope"});
+    let (status, problem) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0b00000000000002",
+            admin,
+            Some(&bad_codec),
+        )
+        .await;
+    assert_eq!((status, &problem["parameter"]), (400, &json!("codec")));
+
+    // A building key may read its building but not write the registry.
+    let rathaus = app
+        .store
+        .create_key(Scope::Building("rathaus".into()), None)
+        .await
+        .unwrap()
+        .secret;
+    let (status, body) = app
+        .send(Method::GET, "/v1/buildings/rathaus", Some(&rathaus), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["rooms"][0]["id"], json!("101"));
+    for (method, path) in [
+        (Method::PUT, site_path),
+        (Method::DELETE, site_path),
+        (Method::DELETE, "/v1/admin/buildings/rathaus"),
+        (Method::PUT, "/v1/admin/devices/0b00000000000001"),
+    ] {
+        let (status, _) = app
+            .send(method.clone(), path, Some(&rathaus), Some(&site))
+            .await;
+        assert_eq!(status, 403, "{method} {path}");
+    }
+
+    // Deletes report detached devices; a second delete is a 404.
+    let (status, body) = app.send(Method::DELETE, room_path, admin, None).await;
+    assert_eq!(
+        (status, &body["devices_detached"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    assert_eq!(
+        app.send(Method::DELETE, room_path, admin, None).await.0,
+        404
+    );
+    let (status, body) = app
+        .send(Method::DELETE, "/v1/admin/buildings/rathaus", admin, None)
+        .await;
+    assert_eq!(
+        (status, &body["devices_detached"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    let (status, _) = app
+        .send(Method::GET, "/v1/buildings/rathaus", admin, None)
+        .await;
+    assert_eq!(status, 404);
+    // Its building key went with it.
+    let (status, _) = app
+        .send(Method::GET, "/v1/buildings", Some(&rathaus), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app.send(Method::DELETE, site_path, admin, None).await;
+    assert_eq!((status, &body["devices_detached"]), (200, &json!(0)));
+    assert_eq!(app.get_json("/v1/parking/sites/hbf-nord").await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
+    // Polling is slowed to 10 minutes: only the registry notification can update the index
+    // within this test.
+    let app = TestApp::start_custom(&[], |s| s.ingest.registry_refresh_ms = 600_000).await;
+    let admin = app
+        .store
+        .create_key(Scope::Admin, None)
+        .await
+        .unwrap()
+        .secret;
+    // Five public bays 100 m apart going north from Dortmund Hbf, written straight into the
+    // database as `stadtpuls devices import` in another process would.
+    let bays: Vec<NewDevice> = (1..=5)
+        .map(|i| {
+            device(
+                &format!("0a0000000000000{i}"),
+                DeviceKind::ParkingBay,
+                None,
+                Visibility::Public,
+                Some((51.5178 + 0.000_899 * f64::from(i), 7.4593)),
+            )
+        })
+        .collect();
+    app.store.import_devices(&bays).await.unwrap();
+    app.wait_for("the imported devices in the geo index", || async {
+        app.get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
+            .await
+            .1["total_count"]
+            == json!(5)
+    })
+    .await;
+
+    // Paging: 2 + 2 + 1, following `next` links, in DevEUI order.
+    let mut path = "/v1/devices?limit=2".to_string();
+    let mut pages = Vec::new();
+    loop {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!((status, &body["total_count"]), (200, &json!(5)), "{body}");
+        pages.push(euis(&body));
+        match body.get("next") {
+            Some(next) => path = path_of(next),
+            None => break,
+        }
+    }
+    let all: Vec<String> = (1..=5).map(|i| format!("0a0000000000000{i}")).collect();
+    assert_eq!(
+        pages,
+        vec![all[0..2].to_vec(), all[2..4].to_vec(), all[4..].to_vec()]
+    );
+    // Nearest with paging keeps the distance order; the second page starts at the third.
+    let (_, body) = app
+        .get_json("/v1/devices?lat=51.5178&lon=7.4593&nearest=5&limit=2&cursor=o2")
+        .await;
+    assert_eq!(euis(&body), all[2..4].to_vec());
+    let d = body["items"][0]["distance_m"].as_f64().unwrap();
+    assert!((d - 300.0).abs() < 1.0, "third bay is ~300 m away: {d}");
+    app.assert_bad_params(&[
+        ("/v1/devices?cursor=17", "cursor"),
+        ("/v1/devices?limit=0", "limit"),
+        ("/v1/parking/spots?cursor=x", "cursor"),
+    ])
+    .await;
+
+    // An admin write is visible to the next request (this process refreshes before answering).
+    let private = json!({"kind": "parking_bay", "visibility": "private"});
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0a00000000000001",
+            Some(&admin),
+            Some(&private),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = app
+        .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
+        .await;
+    assert_eq!(body["total_count"], json!(4));
+    // It kept its position (a PUT without lat/lon does not move a device).
+    let stored = app
+        .store
+        .device(stadtpuls_gateways::DevEui::parse_hex("0a00000000000001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((stored.lat.unwrap() - 51.518_699).abs() < 1e-9);
+
+    // Silence windows per kind: never-seen bays use the bay window, others the default.
+    app.store
+        .import_devices(&[device(
+            "0e00000000000001",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            None,
+        )])
+        .await
+        .unwrap();
+    let (status, body) = app
+        .send(Method::GET, "/v1/devices?status=silent", Some(&admin), None)
+        .await;
+    assert_eq!((status, &body["total_count"]), (200, &json!(6)), "{body}");
+    let windows: Vec<(String, i64)> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["silent_after_minutes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(windows.contains(&("parking_bay".into(), 20)), "{windows:?}");
+    assert!(
+        windows.contains(&("room_climate".into(), 60)),
+        "{windows:?}"
+    );
+    assert_eq!(
+        body["silent_after_minutes_by_kind"]["parking_counter"],
+        json!(20)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn parking_history_weighs_states_by_how_long_they_held() {
+    let bay = |eui: &str| NewDevice {
+        site_id: Some("p1".into()),
+        ..device(
+            eui,
+            DeviceKind::ParkingBay,
+            None,
+            Visibility::Public,
+            Some((51.51, 7.46)),
+        )
+    };
+    let app = TestApp::start_with(&[bay("0a00000000000011"), bay("0a00000000000012")]).await;
+    let site = ParkingSite {
+        uid: "p1".into(),
+        name: "Westentor".into(),
+        site_type: "ON_STREET".into(),
+        purpose: "CAR".into(),
+        capacity: 2,
+        lat: 51.51,
+        lon: 7.46,
+        geometry: None,
+        address: None,
+        operator_name: None,
+        opening_hours: None,
+        static_data_updated_at: t("2026-01-01T00:00:00Z"),
+    };
+    app.store.import_places(&[site], &[], &[]).await.unwrap();
+    // Bay 11: taken 10:00 with a heartbeat at 10:15, free at 10:30 (that state then holds for
+    // the 20-minute bay window, to 10:50, as no heartbeat follows).
+    // Bay 12: free, with heartbeats every 15 minutes until 10:45 (holds to 11:05).
+    let b11 = "0a00000000000011";
+    let b12 = "0a00000000000012";
+    app.publish_up(b11, t("2026-11-02T10:00:00Z"), json!({"occupied": 1}))
+        .await;
+    app.publish_up(b11, t("2026-11-02T10:15:00Z"), json!({"occupied": 1}))
+        .await;
+    app.publish_up(b11, t("2026-11-02T10:30:00Z"), json!({"occupied": 0}))
+        .await;
+    for m in ["00", "15", "30", "45"] {
+        let at = t(&format!("2026-11-02T10:{m}:00Z"));
+        app.publish_up(b12, at, json!({"occupied": 0})).await;
+    }
+    let path =
+        "/v1/parking/sites/p1/history?from=2026-11-02T10:00:00Z&to=2026-11-02T12:00:00Z&bucket=1h";
+    app.wait_for("seven bay readings stored", || async {
+        app.get_json(path).await.1["items"][1]["coverage"] == json!(0.042)
+            && app.get_json(path).await.1["items"][0]["coverage"] == json!(0.917)
+    })
+    .await;
+    let (status, body) = app.get_json(path).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&body["source"], &body["capacity"], &body["bucket"]),
+        (&json!("bays"), &json!(2), &json!("1h"))
+    );
+    // 10–11: 110 bay-minutes known, bay 11 taken for 30 of them: 0.5 occupied, 1.333 free
+    // (the share of 'taken' reports, 2 of 7, would say 0.29). 11–12: bay 12's last state for
+    // its last 5 minutes.
+    assert_eq!(
+        body["items"],
+        json!([
+            {"start": "2026-11-02T10:00:00Z", "end": "2026-11-02T11:00:00Z",
+             "free": 1.333, "occupied": 0.5, "coverage": 0.917},
+            {"start": "2026-11-02T11:00:00Z", "end": "2026-11-02T12:00:00Z",
+             "free": 0.083, "occupied": 0.0, "coverage": 0.042}
+        ])
+    );
+    app.assert_bad_params(&[
+        ("/v1/parking/sites/p1/history?from=2026-11-02T10:00:00Z", "bucket"),
+        (
+            "/v1/parking/sites/p1/history?bucket=1h&from=2026-11-02T12:00:00Z&to=2026-11-02T10:00:00Z",
+            "from",
+        ),
+        ("/v1/parking/sites/p1/history?bucket=1h&colour=red", "colour"),
+    ])
+    .await;
+    let (status, _) = app
+        .get_json("/v1/parking/sites/nope/history?bucket=1h")
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
