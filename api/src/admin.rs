@@ -16,37 +16,29 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::put;
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use stadtpuls_gateways::codecs::Codec;
 use stadtpuls_store::{Building, Deleted, DeviceKind, NewDevice, ParkingSite, Room, Visibility};
 use std::collections::HashMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type Q = Query<HashMap<String, String>>;
 
 /// The admin registry routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/admin/parking/sites/{uid}",
-            put(put_site).delete(delete_site),
-        )
-        .route(
-            "/v1/admin/buildings/{id}",
-            put(put_building).delete(delete_building),
-        )
-        .route(
-            "/v1/admin/buildings/{id}/rooms/{room}",
-            put(put_room).delete(delete_room),
-        )
-        .route("/v1/admin/devices/{dev_eui}", put(put_device))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_site, delete_site))
+        .routes(routes!(put_building, delete_building))
+        .routes(routes!(put_room, delete_room))
+        .routes(routes!(put_device))
 }
 
 /// A parking site as sent to `PUT /v1/admin/parking/sites/{uid}` (ParkAPI v3 field names).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteBody {
     /// Optional; must equal the path's uid when given.
@@ -60,6 +52,7 @@ pub struct SiteBody {
     pub lat: f64,
     pub lon: f64,
     /// GeoJSON Polygon or MultiPolygon outline.
+    #[schema(value_type = Option<Object>)]
     pub geometry: Option<Value>,
     pub address: Option<String>,
     pub operator_name: Option<String>,
@@ -71,7 +64,7 @@ fn car() -> String {
 }
 
 /// A building as sent to `PUT /v1/admin/buildings/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingBody {
     pub id: Option<String>,
@@ -82,7 +75,7 @@ pub struct BuildingBody {
 }
 
 /// A room as sent to `PUT /v1/admin/buildings/{id}/rooms/{room}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomBody {
     pub id: Option<String>,
@@ -92,13 +85,20 @@ pub struct RoomBody {
 }
 
 /// A device as sent to `PUT /v1/admin/devices/{dev_eui}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBody {
     pub dev_eui: Option<String>,
     pub name: Option<String>,
+    /// parking_bay, parking_counter, room_climate, desk_occupancy, people_counter,
+    /// outdoor_climate, air_quality or other.
+    #[schema(value_type = String, example = "parking_bay")]
     pub kind: DeviceKind,
+    /// Payload codec for devices whose network server sends no decoded object
+    /// (cayenne_lpp, bosch_parking, milesight_am319).
     pub codec: Option<String>,
+    /// public or private.
+    #[schema(value_type = String, example = "public")]
     pub visibility: Visibility,
     /// Both or neither; without them a known position is kept.
     pub lat: Option<f64>,
@@ -165,6 +165,7 @@ async fn refresh_index(st: &AppState) {
 }
 
 /// `PUT /v1/admin/parking/sites/{uid}`
+#[utoipa::path(put, path = "/v1/admin/parking/sites/{uid}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::SiteBody, params(("uid" = String, Path, description = "Site uid")), responses((status = 201, description = "Created", body = crate::openapi::ParkingSite), (status = 200, description = "Replaced", body = crate::openapi::ParkingSite), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn put_site(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -201,6 +202,7 @@ async fn put_site(
 }
 
 /// `DELETE /v1/admin/parking/sites/{uid}`: its devices stay, without a site.
+#[utoipa::path(delete, path = "/v1/admin/parking/sites/{uid}", tag = "admin", security(("api_key" = [])), params(("uid" = String, Path, description = "Site uid")), responses((status = 200, description = "Deleted; its devices stay, without a site", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete_site(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -214,6 +216,7 @@ async fn delete_site(
 }
 
 /// `PUT /v1/admin/buildings/{id}`
+#[utoipa::path(put, path = "/v1/admin/buildings/{id}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::BuildingBody, params(("id" = String, Path, description = "Building id")), responses((status = 201, description = "Created", body = crate::openapi::Building), (status = 200, description = "Replaced", body = crate::openapi::Building), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn put_building(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -237,6 +240,7 @@ async fn put_building(
 }
 
 /// `DELETE /v1/admin/buildings/{id}`: rooms and building keys go with it; devices stay.
+#[utoipa::path(delete, path = "/v1/admin/buildings/{id}", tag = "admin", security(("api_key" = [])), params(("id" = String, Path, description = "Building id")), responses((status = 200, description = "Deleted with its rooms and building keys; devices stay", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete_building(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -250,6 +254,7 @@ async fn delete_building(
 }
 
 /// `PUT /v1/admin/buildings/{id}/rooms/{room}`: the building must exist (else 404).
+#[utoipa::path(put, path = "/v1/admin/buildings/{id}/rooms/{room}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::RoomBody, params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id")), responses((status = 201, description = "Created", body = Object), (status = 200, description = "Replaced", body = Object), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn put_room(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -276,6 +281,7 @@ async fn put_room(
 }
 
 /// `DELETE /v1/admin/buildings/{id}/rooms/{room}`: its devices stay in the building.
+#[utoipa::path(delete, path = "/v1/admin/buildings/{id}/rooms/{room}", tag = "admin", security(("api_key" = [])), params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id")), responses((status = 200, description = "Deleted; its devices stay in the building", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Room not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn delete_room(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -293,6 +299,7 @@ async fn delete_room(
 
 /// `PUT /v1/admin/devices/{dev_eui}`: registers or updates a device (e.g. makes an
 /// auto-registered one public, or assigns a bay to its site).
+#[utoipa::path(put, path = "/v1/admin/devices/{dev_eui}", operation_id = "put_device", tag = "admin", security(("api_key" = [])), request_body = crate::admin::DeviceBody, params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 201, description = "Registered", body = Object), (status = 200, description = "Updated", body = Object), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn put_device(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,

@@ -15,8 +15,7 @@ use crate::params::clip;
 use crate::params::Params;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::Quantity;
@@ -27,16 +26,18 @@ use stadtpuls_store::buildings::{
 };
 use stadtpuls_store::{Building, DeviceKind};
 use std::collections::HashMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type Q = Query<HashMap<String, String>>;
 
 /// The building routes (an API key is required on every one).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/buildings", get(list))
-        .route("/v1/buildings/{id}", get(detail))
-        .route("/v1/buildings/{id}/rooms/{room}/history", get(room_history))
-        .route("/v1/admin/devices", get(admin_devices))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(room_history))
+        .routes(routes!(admin_devices))
 }
 
 /// RFC 3339 in UTC with `Z`.
@@ -85,6 +86,7 @@ fn thresholds(st: &AppState) -> RoomThresholds {
 
 /// `GET /v1/buildings`: the buildings this key may see (all for an admin key, its own for a
 /// building key), ordered by id.
+#[utoipa::path(get, path = "/v1/buildings", operation_id = "buildings", tag = "buildings", security(("api_key" = [])), responses((status = 200, description = "OK", body = crate::openapi::BuildingList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn list(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -114,6 +116,7 @@ async fn list(
 
 /// `GET /v1/buildings/{id}`: the building and each room with its newest temperature, humidity
 /// and CO₂ (value, unit, time) and flags, judged at the app clock's now.
+#[utoipa::path(get, path = "/v1/buildings/{id}", operation_id = "building", tag = "buildings", security(("api_key" = [])), params(("id" = String, Path, description = "Building id")), responses((status = 200, description = "OK", body = crate::openapi::BuildingDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn detail(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -143,6 +146,7 @@ async fn detail(
 /// `GET /v1/buildings/{id}/rooms/{room}/history?quantity=&bucket=&from=&to=&agg=`: buckets over
 /// all readings of the room's devices (empty buckets present, count 0). Same parameters as the
 /// device aggregates, except that `sum` is not offered.
+#[utoipa::path(get, path = "/v1/buildings/{id}/rooms/{room}/history", tag = "buildings", security(("api_key" = [])), params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::RoomHistory), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Room not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn room_history(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -198,6 +202,7 @@ async fn room_history(
 }
 
 /// `GET /v1/admin/devices?status=silent|low_battery` (admin key only).
+#[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", security(("api_key" = [])), params(crate::openapi::StatusParam), responses((status = 200, description = "OK", body = crate::openapi::DeviceHealthList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 async fn admin_devices(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,

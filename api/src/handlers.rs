@@ -43,6 +43,7 @@ fn device_json(d: &Device) -> Value {
 }
 
 /// `GET /health`: 200 when the database answers, 503 otherwise; ingest state when in-process.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The database answers; `status` is ok or degraded (ingest not connected)", body = Object), (status = 503, description = "The database does not answer", body = Object)))]
 pub async fn health(State(st): State<AppState>) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let ingest = st.ingest.as_ref().map(|h| h.to_json());
@@ -68,6 +69,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {
         Some(h) => (
@@ -84,6 +86,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
 }
 
 /// `GET /v1/quantities`
+#[utoipa::path(get, path = "/v1/quantities", tag = "operations", responses((status = 200, description = "OK", body = crate::openapi::QuantityList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
     let items: Vec<Value> = Quantity::ALL
@@ -106,6 +109,7 @@ fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
 ///
 /// With `status=silent|low_battery` it is the operator's view of devices needing attention
 /// (public and private alike), which needs an admin key.
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(crate::openapi::GeoParams, crate::openapi::PageParams, crate::openapi::DevicesParams), responses((status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn devices(
     State(st): State<AppState>,
     auth: crate::auth::MaybeAuthenticated,
@@ -133,6 +137,7 @@ pub async fn devices(
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
+#[utoipa::path(post, path = "/v1/devices/search", tag = "devices", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn devices_search(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -211,6 +216,7 @@ async fn public_device(st: &AppState, raw: &str) -> Result<Device, ApiError> {
 }
 
 /// `GET /v1/devices/{dev_eui}`: the device with its latest value per quantity.
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::DeviceDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn device(
     State(st): State<AppState>,
     Path(raw): Path<String>,
@@ -225,6 +231,7 @@ pub async fn device(
 }
 
 /// `GET /v1/devices/{dev_eui}/readings?quantity=&from=&to=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}/readings", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::ReadingsParams), responses((status = 200, description = "OK", body = crate::openapi::ReadingPage), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn readings(
     State(st): State<AppState>,
     Path(raw): Path<String>,
@@ -274,6 +281,7 @@ pub async fn readings(
 
 /// `GET /v1/devices/{dev_eui}/aggregates?quantity=&from=&to=&bucket=&agg=`: every bucket of the
 /// window, empty ones with count 0; day buckets follow `city.timezone`.
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}/aggregates", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::Aggregates), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn aggregates(
     State(st): State<AppState>,
     Path(raw): Path<String>,
@@ -308,6 +316,7 @@ pub async fn aggregates(
 
 /// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON
 /// FeatureCollection, one feature per located public device with its latest value per quantity.
+#[utoipa::path(get, path = "/v1/latest", tag = "devices", params(crate::openapi::QuantityParam, crate::openapi::GeoParams), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
@@ -317,6 +326,7 @@ pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response,
 }
 
 /// `POST /v1/latest/search?quantity=` with a GeoJSON Polygon/MultiPolygon body.
+#[utoipa::path(post, path = "/v1/latest/search", tag = "devices", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::QuantityParam), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn latest_search(
     State(st): State<AppState>,
     Query(q): Q,

@@ -10,13 +10,13 @@ pub mod error;
 pub mod geo;
 mod handlers;
 pub mod live;
+pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod parking;
 pub mod ratelimit;
 pub mod registry_index;
 
-use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use stadtpuls_config::Settings;
@@ -31,6 +31,10 @@ use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -48,29 +52,14 @@ pub struct AppState {
     pub live: live::LiveFeed,
 }
 
-/// The full router with its middleware.
+/// The full router with its middleware, and the OpenAPI document of its routes.
 pub fn router(state: AppState) -> Router {
+    let (routes, api) = api_routes().split_for_parts();
     let http = &state.settings.http;
     let body_limit = http.max_body_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    Router::new()
-        .route("/health", get(handlers::health))
-        .route("/metrics", get(handlers::metrics))
-        .route("/v1/quantities", get(handlers::quantities))
-        .route("/v1/devices", get(handlers::devices))
-        .route("/v1/devices/search", post(handlers::devices_search))
-        .route("/v1/devices/{dev_eui}", get(handlers::device))
-        .route("/v1/devices/{dev_eui}/readings", get(handlers::readings))
-        .route(
-            "/v1/devices/{dev_eui}/aggregates",
-            get(handlers::aggregates),
-        )
-        .route("/v1/latest", get(handlers::latest))
-        .route("/v1/latest/search", post(handlers::latest_search))
-        .route("/v1/stream", get(live::stream))
-        .merge(parking::routes())
-        .merge(buildings::routes())
-        .merge(admin::routes())
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             ratelimit::Limiter::new(
@@ -90,6 +79,31 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every route with its documentation: the router is built from the handlers' `#[utoipa::path]`
+/// annotations, so the OpenAPI document lists exactly the routes that exist.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(handlers::health))
+        .routes(routes!(handlers::metrics))
+        .routes(routes!(handlers::quantities))
+        .routes(routes!(handlers::devices))
+        .routes(routes!(handlers::devices_search))
+        .routes(routes!(handlers::device))
+        .routes(routes!(handlers::readings))
+        .routes(routes!(handlers::aggregates))
+        .routes(routes!(handlers::latest))
+        .routes(routes!(handlers::latest_search))
+        .routes(routes!(live::stream))
+        .merge(parking::routes())
+        .merge(buildings::routes())
+        .merge(admin::routes())
+}
+
+/// The OpenAPI document (as served at `/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
 }
 
 /// CORS for browser apps (and admin UIs): any of the configured origins (`*` = any).

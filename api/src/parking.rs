@@ -17,24 +17,25 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use stadtpuls_store::parking::{self, ParkingWindows, SiteSignals};
 use stadtpuls_store::ParkingSite;
 use std::collections::HashMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type Q = Query<HashMap<String, String>>;
 
 /// The parking routes (public, no key).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/parking/sites", get(sites))
-        .route("/v1/parking/sites/search", post(sites_search))
-        .route("/v1/parking/sites/{uid}", get(site))
-        .route("/v1/parking/sites/{uid}/history", get(history))
-        .route("/v1/parking/spots", get(spots))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sites))
+        .routes(routes!(sites_search))
+        .routes(routes!(site))
+        .routes(routes!(history))
+        .routes(routes!(spots))
 }
 
 /// RFC 3339 in UTC with `Z`, as everywhere in the API.
@@ -105,6 +106,7 @@ fn site_json(
 }
 
 /// `GET /v1/parking/sites?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`
+#[utoipa::path(get, path = "/v1/parking/sites", operation_id = "parking_sites", tag = "parking", params(crate::openapi::GeoParams, crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn sites(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -120,6 +122,7 @@ pub async fn sites(
 }
 
 /// `POST /v1/parking/sites/search` with a GeoJSON Polygon/MultiPolygon body.
+#[utoipa::path(post, path = "/v1/parking/sites/search", operation_id = "parking_sites_search", tag = "parking", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn sites_search(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -169,6 +172,7 @@ async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError
 }
 
 /// `GET /v1/parking/sites/{uid}`: one site, 404 when unknown.
+#[utoipa::path(get, path = "/v1/parking/sites/{uid}", operation_id = "parking_site", tag = "parking", params(("uid" = String, Path, description = "Site uid")), responses((status = 200, description = "OK", body = crate::openapi::ParkingSite), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn site(
     State(st): State<AppState>,
     Path(uid): Path<String>,
@@ -194,6 +198,7 @@ pub async fn site(
 
 /// `GET /v1/parking/spots?site_uid=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public bays
 /// with a location, with their ParkAPI spot status. An unknown `site_uid` selects nothing.
+#[utoipa::path(get, path = "/v1/parking/spots", operation_id = "parking_spots", tag = "parking", params(crate::openapi::SpotParams, crate::openapi::GeoParams, crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn spots(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -241,6 +246,7 @@ pub async fn spots(
 /// per bucket, time-weighted (each reading holds until the next one, at most its kind's
 /// freshness window; see `stadtpuls_store::parking_history`). Every bucket of the window is
 /// present; one without any known state has `free`/`occupied` null and `coverage` 0.
+#[utoipa::path(get, path = "/v1/parking/sites/{uid}/history", operation_id = "parking_site_history", tag = "parking", params(("uid" = String, Path, description = "Site uid"), crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::ParkingHistory), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn history(
     State(st): State<AppState>,
     Path(uid): Path<String>,

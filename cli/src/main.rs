@@ -83,6 +83,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +132,16 @@ fn main() -> std::process::ExitCode {
     } = cli.command
     {
         print!("{}", stadtpuls_config::template());
+        return std::process::ExitCode::SUCCESS;
+    }
+    if let Command::Openapi = cli.command {
+        match serde_json::to_string_pretty(&stadtpuls_api::openapi_document()) {
+            Ok(doc) => println!("{doc}"),
+            Err(e) => {
+                eprintln!("stadtpuls: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
         return std::process::ExitCode::SUCCESS;
     }
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -403,6 +415,7 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
         }
         Command::Config {
             command: ConfigCommand::Template,
-        } => Ok(()),
+        }
+        | Command::Openapi => Ok(()),
     }
 }
