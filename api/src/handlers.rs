@@ -1,5 +1,6 @@
 //! Request handlers and their response DTOs.
 
+use crate::auth::{MaybeAuthenticated, Principal};
 use crate::error::ApiError;
 use crate::geo::{GeoQuery, Hit};
 use crate::params::{self, Params};
@@ -96,12 +97,35 @@ pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "items": items, "total_count": items.len() })))
 }
 
-/// The public devices a geo query selects, in the query's order, with distances for
-/// radius/nearest queries; `None` for "no geo filter".
-fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
-    match q {
-        GeoQuery::All => None,
-        q => Some(st.devices.public().query(q)),
+/// Which devices a caller may list: anonymous callers and building keys the public ones, admin
+/// keys all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listing {
+    Public,
+    All,
+}
+
+impl Listing {
+    fn of(auth: &MaybeAuthenticated) -> Self {
+        if auth.0.as_ref().is_some_and(Principal::is_admin) {
+            Listing::All
+        } else {
+            Listing::Public
+        }
+    }
+
+    fn public_only(self) -> bool {
+        self == Listing::Public
+    }
+}
+
+/// The devices a geo query selects, in the query's order, with distances for radius/nearest
+/// queries; `None` for "no geo filter".
+fn select(st: &AppState, q: &GeoQuery, listing: Listing) -> Option<Vec<Hit<DevEui>>> {
+    match (q, listing) {
+        (GeoQuery::All, _) => None,
+        (q, Listing::Public) => Some(st.devices.public().query(q)),
+        (q, Listing::All) => Some(st.devices.all().query(q)),
     }
 }
 
@@ -109,10 +133,10 @@ fn select(st: &AppState, q: &GeoQuery) -> Option<Vec<Hit<DevEui>>> {
 ///
 /// With `status=silent|low_battery` it is the operator's view of devices needing attention
 /// (public and private alike), which needs an admin key.
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(crate::openapi::GeoParams, crate::openapi::PageParams, crate::openapi::DevicesParams), responses((status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", security((), ("api_key" = [])), params(crate::openapi::GeoParams, crate::openapi::PageParams, crate::openapi::DevicesParams), responses((status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn devices(
     State(st): State<AppState>,
-    auth: crate::auth::MaybeAuthenticated,
+    auth: MaybeAuthenticated,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
@@ -130,16 +154,17 @@ pub async fn devices(
     let geo = crate::geo::parse_geo_query(&mut p)?;
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    let all = devices_for(&st, &geo).await?;
+    let all = devices_for(&st, &geo, Listing::of(&auth)).await?;
     Ok(Json(crate::paging::page_json(
         &st, &headers, &uri, all, page,
     )))
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
-#[utoipa::path(post, path = "/v1/devices/search", tag = "devices", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/v1/devices/search", tag = "devices", security((), ("api_key" = [])), request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn devices_search(
     State(st): State<AppState>,
+    auth: MaybeAuthenticated,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
@@ -149,22 +174,26 @@ pub async fn devices_search(
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
-    let all = devices_for(&st, &geo).await?;
+    let all = devices_for(&st, &geo, Listing::of(&auth)).await?;
     Ok(Json(crate::paging::page_json(
         &st, &headers, &uri, all, page,
     )))
 }
 
-/// Every public device the geo query selects, as JSON, in the query's order (DevEUI order
-/// without a geo filter).
-async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError> {
-    let items: Vec<Value> = match select(st, geo) {
+/// Every device the geo query selects that the caller may list, as JSON, in the query's order
+/// (DevEUI order without a geo filter).
+async fn devices_for(
+    st: &AppState,
+    geo: &GeoQuery,
+    listing: Listing,
+) -> Result<Vec<Value>, ApiError> {
+    let items: Vec<Value> = match select(st, geo, listing) {
         None => {
             let devices = st
                 .store
                 .devices(DeviceFilter {
                     bbox: None,
-                    public_only: true,
+                    public_only: listing.public_only(),
                 })
                 .await?;
             devices.iter().map(device_json).collect()
@@ -183,7 +212,7 @@ async fn devices_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiErr
                     // The index may be a few seconds older than the registry: re-check visibility.
                     let d = found
                         .get(&h.id)
-                        .filter(|d| d.visibility == Visibility::Public)?;
+                        .filter(|d| !listing.public_only() || d.visibility == Visibility::Public)?;
                     let mut v = device_json(d);
                     if let Some(m) = h.distance_m {
                         v["distance_m"] = json!(round_m(m));
@@ -206,24 +235,38 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))
 }
 
-/// A public device, or 404 (private devices do not exist for the public API).
-async fn public_device(st: &AppState, raw: &str) -> Result<Device, ApiError> {
+/// A device the caller may see, or 404: public devices for everyone, a building's devices for
+/// its building key, every device for an admin key. To anyone else a private device does not
+/// exist (404, not 403, so its DevEUI is not confirmed).
+async fn visible_device(
+    st: &AppState,
+    raw: &str,
+    auth: &MaybeAuthenticated,
+) -> Result<Device, ApiError> {
     let eui = params::dev_eui(raw)?;
+    let visible = |d: &Device| match (&auth.0, d.visibility) {
+        (_, Visibility::Public) | (Some(Principal::Admin), _) => true,
+        (Some(Principal::Building(own)), Visibility::Private) => {
+            d.building_id.as_deref() == Some(own.as_str())
+        }
+        (None, Visibility::Private) => false,
+    };
     match st.store.device(eui).await? {
-        Some(d) if d.visibility == Visibility::Public => Ok(d),
+        Some(d) if visible(&d) => Ok(d),
         _ => Err(ApiError::NotFound(format!("device {eui}"))),
     }
 }
 
 /// `GET /v1/devices/{dev_eui}`: the device with its latest value per quantity.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::DeviceDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::DeviceDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn device(
     State(st): State<AppState>,
+    auth: MaybeAuthenticated,
     Path(raw): Path<String>,
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
-    let d = public_device(&st, &raw).await?;
+    let d = visible_device(&st, &raw, &auth).await?;
     let latest = st.store.latest_of_device(d.dev_eui).await?;
     let mut body = device_json(&d);
     body["latest"] = latest.iter().map(reading_json).collect();
@@ -231,9 +274,10 @@ pub async fn device(
 }
 
 /// `GET /v1/devices/{dev_eui}/readings?quantity=&from=&to=&limit=&cursor=`: newest first.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}/readings", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::ReadingsParams), responses((status = 200, description = "OK", body = crate::openapi::ReadingPage), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}/readings", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::ReadingsParams), responses((status = 200, description = "OK", body = crate::openapi::ReadingPage), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn readings(
     State(st): State<AppState>,
+    auth: MaybeAuthenticated,
     Path(raw): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -251,7 +295,7 @@ pub async fn readings(
     let limit = p.limit(100, st.settings.http.max_page_size)?;
     let cursor = p.cursor()?;
     p.finish()?;
-    let d = public_device(&st, &raw).await?;
+    let d = visible_device(&st, &raw, &auth).await?;
     let mut rows = st
         .store
         .readings(d.dev_eui, quantity, from, to, cursor, limit + 1)
@@ -281,16 +325,17 @@ pub async fn readings(
 
 /// `GET /v1/devices/{dev_eui}/aggregates?quantity=&from=&to=&bucket=&agg=`: every bucket of the
 /// window, empty ones with count 0; day buckets follow `city.timezone`.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}/aggregates", tag = "devices", params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::Aggregates), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/devices/{dev_eui}/aggregates", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::Aggregates), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn aggregates(
     State(st): State<AppState>,
+    auth: MaybeAuthenticated,
     Path(raw): Path<String>,
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let query = crate::aggregates::parse_aggregate_query(&mut p, st.clock.now())?;
     p.finish()?;
-    let d = public_device(&st, &raw).await?;
+    let d = visible_device(&st, &raw, &auth).await?;
     let buckets = st
         .store
         .aggregates(
@@ -316,19 +361,24 @@ pub async fn aggregates(
 
 /// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON
 /// FeatureCollection, one feature per located public device with its latest value per quantity.
-#[utoipa::path(get, path = "/v1/latest", tag = "devices", params(crate::openapi::QuantityParam, crate::openapi::GeoParams), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
-pub async fn latest(State(st): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/latest", tag = "devices", security((), ("api_key" = [])), params(crate::openapi::QuantityParam, crate::openapi::GeoParams), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub async fn latest(
+    State(st): State<AppState>,
+    auth: MaybeAuthenticated,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
     let geo = crate::geo::parse_geo_query(&mut p)?;
     p.finish()?;
-    latest_for(&st, quantity, &geo).await
+    latest_for(&st, quantity, &geo, Listing::of(&auth)).await
 }
 
 /// `POST /v1/latest/search?quantity=` with a GeoJSON Polygon/MultiPolygon body.
-#[utoipa::path(post, path = "/v1/latest/search", tag = "devices", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::QuantityParam), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/v1/latest/search", tag = "devices", security((), ("api_key" = [])), request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::QuantityParam), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn latest_search(
     State(st): State<AppState>,
+    auth: MaybeAuthenticated,
     Query(q): Q,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -336,19 +386,23 @@ pub async fn latest_search(
     let quantity = p.quantity()?;
     p.finish()?;
     let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
-    latest_for(&st, quantity, &geo).await
+    latest_for(&st, quantity, &geo, Listing::of(&auth)).await
 }
 
 async fn latest_for(
     st: &AppState,
     quantity: Option<Quantity>,
     geo: &GeoQuery,
+    listing: Listing,
 ) -> Result<Response, ApiError> {
-    let (rows, order): (Vec<LatestValue>, Option<Vec<Hit<DevEui>>>) = match select(st, geo) {
-        None => (st.store.latest(quantity, None, true).await?, None),
+    let public_only = listing.public_only();
+    let (rows, order): (Vec<LatestValue>, Option<Vec<Hit<DevEui>>>) = match select(st, geo, listing)
+    {
+        None => (st.store.latest(quantity, None, public_only).await?, None),
         Some(hits) => {
             let ids: Vec<DevEui> = hits.iter().map(|h| h.id).collect();
-            (st.store.latest_for(&ids, quantity).await?, Some(hits))
+            let rows = st.store.latest_for(&ids, quantity, public_only).await?;
+            (rows, Some(hits))
         }
     };
     let mut by_device: BTreeMap<DevEui, Vec<&LatestValue>> = BTreeMap::new();

@@ -19,6 +19,8 @@ type Stamp = (Option<DateTime<Utc>>, i64);
 #[derive(Debug, Default)]
 struct Inner {
     public: Arc<GeoIndex<DevEui>>,
+    /// Every located device, private ones included (admin views).
+    all: Arc<GeoIndex<DevEui>>,
     /// Positions of the same public devices, by DevEUI.
     positions: Arc<HashMap<DevEui, (f64, f64)>>,
     stamp: Option<Stamp>,
@@ -41,6 +43,11 @@ impl DeviceIndex {
             .unwrap_or_default()
     }
 
+    /// The current index of all located devices, private ones included (for admin keys).
+    pub fn all(&self) -> Arc<GeoIndex<DevEui>> {
+        self.inner.read().map(|g| g.all.clone()).unwrap_or_default()
+    }
+
     /// `(lat, lon)` of a located public device; `None` for private or unlocated ones.
     pub fn public_position(&self, dev_eui: DevEui) -> Option<(f64, f64)> {
         self.inner.read().ok()?.positions.get(&dev_eui).copied()
@@ -58,6 +65,7 @@ impl DeviceIndex {
             return Ok(false);
         }
         let located = store.located_devices().await?;
+        let all = GeoIndex::new(located.iter().map(|&(e, lat, lon, _)| (e, lat, lon)));
         let public: Vec<(DevEui, f64, f64)> = located
             .into_iter()
             .filter(|d| d.3 == Visibility::Public)
@@ -70,6 +78,7 @@ impl DeviceIndex {
         let public = GeoIndex::new(public);
         if let Ok(mut g) = self.inner.write() {
             g.public = Arc::new(public);
+            g.all = Arc::new(all);
             g.positions = Arc::new(positions);
             g.stamp = Some(stamp);
         }

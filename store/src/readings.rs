@@ -143,6 +143,7 @@ impl Store {
         &self,
         ids: &[DevEui],
         quantity: Option<Quantity>,
+        public_only: bool,
     ) -> Result<Vec<LatestValue>> {
         let ids: Vec<i64> = ids.iter().map(|d| d.as_i64()).collect();
         let rows: Vec<LatestRow> = sqlx::query_as(
@@ -150,10 +151,12 @@ impl Store {
              FROM latest_readings l JOIN devices d USING (dev_eui)
              WHERE l.dev_eui = ANY($1) AND d.lat IS NOT NULL
                AND ($2::smallint IS NULL OR l.quantity = $2)
+               AND (NOT $3 OR d.visibility = 'public')
              ORDER BY d.dev_eui, l.quantity",
         )
         .bind(&ids)
         .bind(quantity.map(Quantity::id))
+        .bind(public_only)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(LatestValue::try_from).collect()

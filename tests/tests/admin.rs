@@ -13,6 +13,16 @@ fn t(s: &str) -> DateTime<Utc> {
     stadtpuls_store::testing::utc(s)
 }
 
+fn building_record(id: &str) -> stadtpuls_store::Building {
+    stadtpuls_store::Building {
+        id: id.into(),
+        name: id.into(),
+        lat: None,
+        lon: None,
+        address: None,
+    }
+}
+
 fn euis(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
@@ -305,6 +315,60 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
         .await;
     assert_eq!(body["total_count"], json!(4));
+    // An admin key still lists it and reads it; anonymous callers get a 404 for it.
+    let (_, body) = app
+        .send(
+            Method::GET,
+            "/v1/devices?lat=51.5178&lon=7.4593&radius=1000",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(body["total_count"], json!(5));
+    let one = "/v1/devices/0a00000000000001";
+    assert_eq!(app.get_json(one).await.0, 404);
+    let (status, body) = app.send(Method::GET, one, Some(&admin), None).await;
+    assert_eq!(
+        (status, &body["dev_eui"]),
+        (200, &json!("0a00000000000001"))
+    );
+    // A building key reads the private devices of its own building only.
+    let places = [building_record("rathaus"), building_record("schule")];
+    app.store.import_places(&[], &places, &[]).await.unwrap();
+    let in_rathaus = NewDevice {
+        building_id: Some("rathaus".into()),
+        ..device(
+            "0b000000000000aa",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            None,
+        )
+    };
+    app.store.import_devices(&[in_rathaus]).await.unwrap();
+    let key = |b: &str| {
+        let store = app.store.clone();
+        let b = b.to_string();
+        async move {
+            store
+                .create_key(Scope::Building(b), None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (rathaus, schule) = (key("rathaus").await, key("schule").await);
+    let sensor = "/v1/devices/0b000000000000aa/readings";
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&rathaus), None).await.0,
+        200
+    );
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&schule), None).await.0,
+        404
+    );
+    assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
+
     // It kept its position (a PUT without lat/lon does not move a device).
     let stored = app
         .store
@@ -328,7 +392,7 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
     let (status, body) = app
         .send(Method::GET, "/v1/devices?status=silent", Some(&admin), None)
         .await;
-    assert_eq!((status, &body["total_count"]), (200, &json!(6)), "{body}");
+    assert_eq!((status, &body["total_count"]), (200, &json!(7)), "{body}");
     let windows: Vec<(String, i64)> = body["items"]
         .as_array()
         .unwrap()
