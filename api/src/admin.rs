@@ -165,7 +165,22 @@ async fn refresh_index(st: &AppState) {
 }
 
 /// `PUT /v1/admin/parking/sites/{uid}`
-#[utoipa::path(put, path = "/v1/admin/parking/sites/{uid}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::SiteBody, params(("uid" = String, Path, description = "Site uid")), responses((status = 201, description = "Created", body = crate::openapi::ParkingSite), (status = 200, description = "Replaced", body = crate::openapi::ParkingSite), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put,
+    path = "/v1/admin/parking/sites/{uid}",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = crate::admin::SiteBody,
+    params(("uid" = String, Path, description = "Site uid")),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::ParkingSite),
+        (status = 200, description = "Replaced", body = crate::openapi::ParkingSite),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn put_site(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -202,7 +217,21 @@ async fn put_site(
 }
 
 /// `DELETE /v1/admin/parking/sites/{uid}`: its devices stay, without a site.
-#[utoipa::path(delete, path = "/v1/admin/parking/sites/{uid}", tag = "admin", security(("api_key" = [])), params(("uid" = String, Path, description = "Site uid")), responses((status = 200, description = "Deleted; its devices stay, without a site", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/parking/sites/{uid}",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(("uid" = String, Path, description = "Site uid")),
+    responses(
+        (status = 200, description = "Deleted; its devices stay, without a site", body = crate::openapi::DeleteOutcome),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn delete_site(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -216,7 +245,22 @@ async fn delete_site(
 }
 
 /// `PUT /v1/admin/buildings/{id}`
-#[utoipa::path(put, path = "/v1/admin/buildings/{id}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::BuildingBody, params(("id" = String, Path, description = "Building id")), responses((status = 201, description = "Created", body = crate::openapi::Building), (status = 200, description = "Replaced", body = crate::openapi::Building), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put,
+    path = "/v1/admin/buildings/{id}",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = crate::admin::BuildingBody,
+    params(("id" = String, Path, description = "Building id")),
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::Building),
+        (status = 200, description = "Replaced", body = crate::openapi::Building),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn put_building(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -240,7 +284,21 @@ async fn put_building(
 }
 
 /// `DELETE /v1/admin/buildings/{id}`: rooms and building keys go with it; devices stay.
-#[utoipa::path(delete, path = "/v1/admin/buildings/{id}", tag = "admin", security(("api_key" = [])), params(("id" = String, Path, description = "Building id")), responses((status = 200, description = "Deleted with its rooms and building keys; devices stay", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/buildings/{id}",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "Building id")),
+    responses(
+        (status = 200, description = "Deleted with its rooms and building keys; devices stay", body = crate::openapi::DeleteOutcome),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn delete_building(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -254,7 +312,26 @@ async fn delete_building(
 }
 
 /// `PUT /v1/admin/buildings/{id}/rooms/{room}`: the building must exist (else 404).
-#[utoipa::path(put, path = "/v1/admin/buildings/{id}/rooms/{room}", tag = "admin", security(("api_key" = [])), request_body = crate::admin::RoomBody, params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id")), responses((status = 201, description = "Created", body = Object), (status = 200, description = "Replaced", body = Object), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put,
+    path = "/v1/admin/buildings/{id}/rooms/{room}",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = crate::admin::RoomBody,
+    params(
+        ("id" = String, Path, description = "Building id"),
+        ("room" = String, Path, description = "Room id"),
+    ),
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 200, description = "Replaced", body = Object),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn put_room(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -281,7 +358,24 @@ async fn put_room(
 }
 
 /// `DELETE /v1/admin/buildings/{id}/rooms/{room}`: its devices stay in the building.
-#[utoipa::path(delete, path = "/v1/admin/buildings/{id}/rooms/{room}", tag = "admin", security(("api_key" = [])), params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id")), responses((status = 200, description = "Deleted; its devices stay in the building", body = crate::openapi::DeleteOutcome), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Room not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/buildings/{id}/rooms/{room}",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "Building id"),
+        ("room" = String, Path, description = "Room id"),
+    ),
+    responses(
+        (status = 200, description = "Deleted; its devices stay in the building", body = crate::openapi::DeleteOutcome),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn delete_room(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -299,7 +393,23 @@ async fn delete_room(
 
 /// `PUT /v1/admin/devices/{dev_eui}`: registers or updates a device (e.g. makes an
 /// auto-registered one public, or assigns a bay to its site).
-#[utoipa::path(put, path = "/v1/admin/devices/{dev_eui}", operation_id = "put_device", tag = "admin", security(("api_key" = [])), request_body = crate::admin::DeviceBody, params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 201, description = "Registered", body = Object), (status = 200, description = "Updated", body = Object), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put,
+    path = "/v1/admin/devices/{dev_eui}",
+    operation_id = "put_device",
+    tag = "admin",
+    security(("api_key" = [])),
+    request_body = crate::admin::DeviceBody,
+    params(("dev_eui" = String, Path, description = "16 hex digits")),
+    responses(
+        (status = 201, description = "Registered", body = Object),
+        (status = 200, description = "Updated", body = Object),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn put_device(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,

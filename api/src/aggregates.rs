@@ -3,8 +3,9 @@
 
 use crate::error::ApiError;
 use crate::params::clip;
+use crate::params::utc;
 use crate::params::Params;
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::{
@@ -165,11 +166,6 @@ pub fn bucket_json(b: &AggregateBucket, aggs: &[Agg]) -> Value {
         v[agg.as_str()] = json!(value);
     }
     v
-}
-
-/// RFC 3339 in UTC with `Z`, fractional seconds only when there are any.
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]

@@ -11,12 +11,14 @@
 use crate::aggregates::{bucket_json, parse_aggregate_query};
 use crate::auth::{require_admin, require_building, Authenticated, Principal};
 use crate::error::ApiError;
+use crate::geo::{GeoIndex, GeoQuery};
 use crate::params::clip;
+use crate::params::utc;
 use crate::params::Params;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::Agg;
@@ -35,14 +37,10 @@ type Q = Query<HashMap<String, String>>;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(search))
         .routes(routes!(detail))
         .routes(routes!(room_history))
         .routes(routes!(admin_devices))
-}
-
-/// RFC 3339 in UTC with `Z`.
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn building_json(b: &Building) -> Value {
@@ -84,39 +82,119 @@ fn thresholds(st: &AppState) -> RoomThresholds {
     }
 }
 
-/// `GET /v1/buildings`: the buildings this key may see (all for an admin key, its own for a
-/// building key), ordered by id.
-#[utoipa::path(get, path = "/v1/buildings", operation_id = "buildings", tag = "buildings", security(("api_key" = [])), responses((status = 200, description = "OK", body = crate::openapi::BuildingList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+/// `GET /v1/buildings?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: the buildings this key may
+/// see (all for an admin key, its own for a building key), ordered by id, or as the geo query
+/// orders them (then buildings without a location are left out).
+#[utoipa::path(
+    get,
+    path = "/v1/buildings",
+    operation_id = "buildings",
+    tag = "buildings",
+    security(("api_key" = [])),
+    params(crate::openapi::GeoParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::BuildingList),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn list(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
+    let mut params = Params::new(q);
+    let geo = crate::geo::parse_geo_query(&mut params)?;
+    params.finish()?;
+    buildings_for(&st, &p, &geo).await
+}
+
+/// `POST /v1/buildings/search` with a GeoJSON Polygon/MultiPolygon body.
+#[utoipa::path(
+    post,
+    path = "/v1/buildings/search",
+    operation_id = "buildings_search",
+    tag = "buildings",
+    security(("api_key" = [])),
+    request_body(
+        content = crate::openapi::PolygonBody,
+        description = "GeoJSON Polygon or MultiPolygon",
+        content_type = "application/json"
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::BuildingList),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Unavailable,
+    ),
+)]
+async fn search(
+    State(st): State<AppState>,
+    Authenticated(p): Authenticated,
+    Query(q): Q,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
-    let items: Vec<Value> = match &p {
-        Principal::Admin => st
-            .store
-            .buildings()
-            .await?
-            .iter()
-            .map(building_json)
-            .collect(),
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    buildings_for(&st, &p, &geo).await
+}
+
+/// The buildings `p` may see that `geo` selects.
+async fn buildings_for(
+    st: &AppState,
+    p: &Principal,
+    geo: &GeoQuery,
+) -> Result<Json<Value>, ApiError> {
+    let visible: Vec<Building> = match p {
+        Principal::Admin => st.store.buildings().await?,
         // A building key's building may have been deleted since (keys cascade, but a request
         // can race the deletion): then the list is simply empty.
-        Principal::Building(id) => st
-            .store
-            .building(id)
-            .await?
-            .iter()
-            .map(building_json)
-            .collect(),
+        Principal::Building(id) => st.store.building(id).await?.into_iter().collect(),
+    };
+    let items: Vec<Value> = match geo {
+        GeoQuery::All => visible.iter().map(building_json).collect(),
+        geo => {
+            let located = visible
+                .iter()
+                .enumerate()
+                .filter_map(|(i, b)| Some((i, b.lat?, b.lon?)));
+            GeoIndex::new(located)
+                .query(geo)
+                .iter()
+                .filter_map(|hit| {
+                    let mut v = building_json(visible.get(hit.id)?);
+                    if let Some(m) = hit.distance_m {
+                        v["distance_m"] = json!(crate::geo::round_m(m));
+                    }
+                    Some(v)
+                })
+                .collect()
+        }
     };
     Ok(Json(json!({ "total_count": items.len(), "items": items })))
 }
 
 /// `GET /v1/buildings/{id}`: the building and each room with its newest temperature, humidity
 /// and CO₂ (value, unit, time) and flags, judged at the app clock's now.
-#[utoipa::path(get, path = "/v1/buildings/{id}", operation_id = "building", tag = "buildings", security(("api_key" = [])), params(("id" = String, Path, description = "Building id")), responses((status = 200, description = "OK", body = crate::openapi::BuildingDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Building not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/buildings/{id}",
+    operation_id = "building",
+    tag = "buildings",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "Building id")),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::BuildingDetail),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn detail(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -146,7 +224,26 @@ async fn detail(
 /// `GET /v1/buildings/{id}/rooms/{room}/history?quantity=&bucket=&from=&to=&agg=`: buckets over
 /// all readings of the room's devices (empty buckets present, count 0). Same parameters as the
 /// device aggregates, except that `sum` is not offered.
-#[utoipa::path(get, path = "/v1/buildings/{id}/rooms/{room}/history", tag = "buildings", security(("api_key" = [])), params(("id" = String, Path, description = "Building id"), ("room" = String, Path, description = "Room id"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::RoomHistory), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Room not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/buildings/{id}/rooms/{room}/history",
+    tag = "buildings",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "Building id"),
+        ("room" = String, Path, description = "Room id"),
+        crate::openapi::AggregateParams,
+        crate::openapi::WindowParams,
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::RoomHistory),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::NotFound,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn room_history(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
@@ -202,7 +299,20 @@ async fn room_history(
 }
 
 /// `GET /v1/admin/devices?status=silent|low_battery` (admin key only).
-#[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", security(("api_key" = [])), params(crate::openapi::StatusParam), responses((status = 200, description = "OK", body = crate::openapi::DeviceHealthList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/devices",
+    tag = "admin",
+    security(("api_key" = [])),
+    params(crate::openapi::StatusParam),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::DeviceHealthList),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::Unavailable,
+    ),
+)]
 async fn admin_devices(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,

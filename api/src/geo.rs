@@ -375,6 +375,11 @@ pub fn parse_geo_query(p: &mut Params) -> Result<GeoQuery, ApiError> {
     }
 }
 
+/// Distances as the API reports them: metres, to the centimetre.
+pub fn round_m(m: f64) -> f64 {
+    (m * 100.0).round() / 100.0
+}
+
 /// Checks a position given as numbers (e.g. in a JSON body): finite and inside WGS84; errors
 /// name `lat` or `lon`.
 pub fn check_wgs84(lat: f64, lon: f64) -> Result<(), ApiError> {

@@ -2,7 +2,9 @@
 
 use crate::auth::{MaybeAuthenticated, Principal};
 use crate::error::ApiError;
+use crate::geo::round_m;
 use crate::geo::{GeoQuery, Hit};
+use crate::params::utc;
 use crate::params::{self, Params};
 use crate::AppState;
 use axum::body::Bytes;
@@ -10,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::Duration;
 use serde_json::{json, Value};
 use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::{
@@ -20,12 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 
 type Q = Query<HashMap<String, String>>;
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 fn reading_json(r: &StoredReading) -> Value {
-    json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": ts(r.time) })
+    json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": utc(r.time) })
 }
 
 fn device_json(d: &Device) -> Value {
@@ -36,15 +34,23 @@ fn device_json(d: &Device) -> Value {
         "lat": d.lat,
         "lon": d.lon,
         "network_server": d.network_server,
-        "first_seen": d.first_seen.map(ts),
-        "last_seen": d.last_seen.map(ts),
+        "first_seen": d.first_seen.map(utc),
+        "last_seen": d.last_seen.map(utc),
         "battery_percent": d.battery_percent,
         "battery_voltage": d.battery_voltage,
     })
 }
 
 /// `GET /health`: 200 when the database answers, 503 otherwise; ingest state when in-process.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The database answers; `status` is ok or degraded (ingest not connected)", body = Object), (status = 503, description = "The database does not answer", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers; `status` is ok or degraded (ingest not connected)", body = Object),
+        (status = 503, description = "The database does not answer", body = Object),
+    ),
+)]
 pub async fn health(State(st): State<AppState>) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let ingest = st.ingest.as_ref().map(|h| h.to_json());
@@ -70,7 +76,14 @@ pub async fn health(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {
         Some(h) => (
@@ -87,7 +100,15 @@ pub async fn not_found(uri: Uri) -> ApiError {
 }
 
 /// `GET /v1/quantities`
-#[utoipa::path(get, path = "/v1/quantities", tag = "operations", responses((status = 200, description = "OK", body = crate::openapi::QuantityList), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/quantities",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::QuantityList),
+        crate::openapi::BadRequest,
+    ),
+)]
 pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
     let items: Vec<Value> = Quantity::ALL
@@ -133,7 +154,25 @@ fn select(st: &AppState, q: &GeoQuery, listing: Listing) -> Option<Vec<Hit<DevEu
 ///
 /// With `status=silent|low_battery` it is the operator's view of devices needing attention
 /// (public and private alike), which needs an admin key.
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", security((), ("api_key" = [])), params(crate::openapi::GeoParams, crate::openapi::PageParams, crate::openapi::DevicesParams), responses((status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No, malformed, unknown or revoked API key", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, description = "The key does not grant access to this resource", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/devices",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    params(
+        crate::openapi::GeoParams,
+        crate::openapi::PageParams,
+        crate::openapi::DevicesParams,
+    ),
+    responses(
+        (status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::Forbidden,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn devices(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -161,7 +200,21 @@ pub async fn devices(
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
-#[utoipa::path(post, path = "/v1/devices/search", tag = "devices", security((), ("api_key" = [])), request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post,
+    path = "/v1/devices/search",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn devices_search(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -225,11 +278,6 @@ async fn devices_for(
     Ok(items)
 }
 
-/// Distances to the centimetre.
-fn round_m(m: f64) -> f64 {
-    (m * 100.0).round() / 100.0
-}
-
 /// Parses a JSON request body; errors name `body`.
 fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))
@@ -258,7 +306,21 @@ async fn visible_device(
 }
 
 /// `GET /v1/devices/{dev_eui}`: the device with its latest value per quantity.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits")), responses((status = 200, description = "OK", body = crate::openapi::DeviceDetail), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/devices/{dev_eui}",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    params(("dev_eui" = String, Path, description = "16 hex digits")),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::DeviceDetail),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn device(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -274,7 +336,24 @@ pub async fn device(
 }
 
 /// `GET /v1/devices/{dev_eui}/readings?quantity=&from=&to=&limit=&cursor=`: newest first.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}/readings", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::ReadingsParams), responses((status = 200, description = "OK", body = crate::openapi::ReadingPage), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/devices/{dev_eui}/readings",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    params(
+        ("dev_eui" = String, Path, description = "16 hex digits"),
+        crate::openapi::ReadingsParams,
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::ReadingPage),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn readings(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -316,8 +395,8 @@ pub async fn readings(
     };
     Ok(Json(json!({
         "dev_eui": d.dev_eui.to_string(),
-        "from": ts(from),
-        "to": ts(to),
+        "from": utc(from),
+        "to": utc(to),
         "items": rows.iter().map(reading_json).collect::<Vec<_>>(),
         "next": next,
     })))
@@ -325,7 +404,25 @@ pub async fn readings(
 
 /// `GET /v1/devices/{dev_eui}/aggregates?quantity=&from=&to=&bucket=&agg=`: every bucket of the
 /// window, empty ones with count 0; day buckets follow `city.timezone`.
-#[utoipa::path(get, path = "/v1/devices/{dev_eui}/aggregates", tag = "devices", security((), ("api_key" = [])), params(("dev_eui" = String, Path, description = "16 hex digits"), crate::openapi::AggregateParams, crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::Aggregates), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Public device not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/devices/{dev_eui}/aggregates",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    params(
+        ("dev_eui" = String, Path, description = "16 hex digits"),
+        crate::openapi::AggregateParams,
+        crate::openapi::WindowParams,
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::Aggregates),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn aggregates(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -353,15 +450,28 @@ pub async fn aggregates(
         "unit": query.quantity.unit(),
         "bucket": query.width.as_str(),
         "timezone": st.settings.city.timezone,
-        "from": ts(query.from),
-        "to": ts(query.to),
+        "from": utc(query.from),
+        "to": utc(query.to),
         "items": buckets.iter().map(|b| crate::aggregates::bucket_json(b, &query.aggs)).collect::<Vec<_>>(),
     })))
 }
 
 /// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON
 /// FeatureCollection, one feature per located public device with its latest value per quantity.
-#[utoipa::path(get, path = "/v1/latest", tag = "devices", security((), ("api_key" = [])), params(crate::openapi::QuantityParam, crate::openapi::GeoParams), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/latest",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    params(crate::openapi::QuantityParam, crate::openapi::GeoParams),
+    responses(
+        (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn latest(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -375,7 +485,21 @@ pub async fn latest(
 }
 
 /// `POST /v1/latest/search?quantity=` with a GeoJSON Polygon/MultiPolygon body.
-#[utoipa::path(post, path = "/v1/latest/search", tag = "devices", security((), ("api_key" = [])), request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::QuantityParam), responses((status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "A key was sent but is malformed, unknown or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post,
+    path = "/v1/latest/search",
+    tag = "devices",
+    security((), ("api_key" = [])),
+    request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
+    params(crate::openapi::QuantityParam),
+    responses(
+        (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
+        crate::openapi::BadRequest,
+        crate::openapi::Unauthorized,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn latest_search(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
@@ -413,7 +537,7 @@ async fn latest_for(
         let first = vals[0];
         let readings: Vec<Value> = vals
             .iter()
-            .map(|v| json!({ "quantity": v.quantity.name(), "value": v.value, "unit": v.quantity.unit(), "time": ts(v.time) }))
+            .map(|v| json!({ "quantity": v.quantity.name(), "value": v.value, "unit": v.quantity.unit(), "time": utc(v.time) }))
             .collect();
         let mut props = json!({
             "dev_eui": first.dev_eui.to_string(),
@@ -425,7 +549,7 @@ async fn latest_for(
             props["quantity"] = json!(first.quantity.name());
             props["value"] = json!(first.value);
             props["unit"] = json!(first.quantity.unit());
-            props["time"] = json!(ts(first.time));
+            props["time"] = json!(utc(first.time));
         }
         if let Some(m) = distance {
             props["distance_m"] = json!(round_m(m));

@@ -102,7 +102,23 @@ impl LiveFeed {
 /// `GET /v1/stream?quantity=&bbox=|lat=&lon=&radius=`: one `reading` event per committed
 /// reading of a located public device that matches; a `lagged` event when this client fell
 /// behind and readings were skipped. The stream ends when the client goes away.
-#[utoipa::path(get, path = "/v1/stream", tag = "devices", params(crate::openapi::QuantityParam, ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"), ("lat" = Option<f64>, Query, description = "Centre latitude, with lon and radius"), ("lon" = Option<f64>, Query, description = "Centre longitude"), ("radius" = Option<f64>, Query, description = "Metres")), responses((status = 200, description = "Server-Sent Events: `reading` events (JSON: dev_eui, quantity, value, unit, time, lat, lon), `lagged` when this client fell behind", body = String, content_type = "text/event-stream"), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "devices",
+    params(
+        crate::openapi::QuantityParam,
+        ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
+        ("lat" = Option<f64>, Query, description = "Centre latitude, with lon and radius"),
+        ("lon" = Option<f64>, Query, description = "Centre longitude"),
+        ("radius" = Option<f64>, Query, description = "Metres"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `reading` events (JSON: dev_eui, quantity, value, unit, time, lat, lon), `lagged` when this client fell behind", body = String, content_type = "text/event-stream"),
+        crate::openapi::BadRequest,
+        crate::openapi::TooManyRequests,
+    ),
+)]
 pub async fn stream(
     State(st): State<AppState>,
     Query(q): Query<HashMap<String, String>>,

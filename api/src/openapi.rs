@@ -7,7 +7,7 @@
 //! deserialize (`crate::admin`).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerKey),
+    components(schemas(Problem)),
     tags(
         (name = "parking", description = "Public parking sites and spots (ParkAPI v3 shapes)"),
         (name = "devices", description = "Public sensors, their readings and aggregates"),
@@ -183,6 +184,62 @@ pub struct SpotParams {
     /// A parking site uid; an unknown one selects nothing.
     pub site_uid: Option<String>,
 }
+
+// ---- error responses ----------------------------------------------------------------------------
+
+/// 400: a parameter or body field is malformed or out of range; `parameter` names it.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 400,
+    description = "A parameter or body field is malformed or out of range; `parameter` names it",
+    content_type = "application/problem+json"
+)]
+pub struct BadRequest(pub Problem);
+
+/// 401: no, a malformed, an unknown or a revoked API key.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 401,
+    description = "No API key, or a malformed, unknown or revoked one",
+    content_type = "application/problem+json"
+)]
+pub struct Unauthorized(pub Problem);
+
+/// 403: the key does not grant access.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 403,
+    description = "The API key does not grant access to this resource",
+    content_type = "application/problem+json"
+)]
+pub struct Forbidden(pub Problem);
+
+/// 404: no such resource (or not visible to the caller).
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 404,
+    description = "No such resource, or not visible to the caller",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(pub Problem);
+
+/// 429: the per-client rate limit was exceeded.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 429,
+    description = "Rate limit exceeded; retry after `Retry-After` seconds",
+    content_type = "application/problem+json"
+)]
+pub struct TooManyRequests(pub Problem);
+
+/// 503: the database is unavailable.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 503,
+    description = "The database is unavailable; retry later",
+    content_type = "application/problem+json"
+)]
+pub struct Unavailable(pub Problem);
 
 // ---- bodies -------------------------------------------------------------------------------------
 

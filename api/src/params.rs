@@ -166,6 +166,12 @@ pub fn dev_eui(raw: &str) -> Result<DevEui, ApiError> {
         .map_err(|_| ApiError::bad("dev_eui", format!("'{}' is not 16 hex digits", clip(raw))))
 }
 
+/// A time as the API writes it everywhere: RFC 3339 in UTC with `Z`, sub-second digits only
+/// when there are any.
+pub fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// At most 64 characters of user input go back into error messages.
 pub fn clip(s: &str) -> String {
     s.chars().take(64).collect()

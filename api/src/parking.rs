@@ -9,16 +9,18 @@
 //! thousand bays, and one bulk load of that costs far less than the database round trip.
 
 use crate::error::ApiError;
+use crate::geo::round_m;
 use crate::geo::{GeoIndex, GeoQuery, Hit};
 use crate::paging::{page_json, parse_page};
 use crate::params::clip;
+use crate::params::utc;
 use crate::params::Params;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use stadtpuls_store::parking::{self, ParkingWindows, SiteSignals};
 use stadtpuls_store::ParkingSite;
@@ -36,16 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(site))
         .routes(routes!(history))
         .routes(routes!(spots))
-}
-
-/// RFC 3339 in UTC with `Z`, as everywhere in the API.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// Distances to the centimetre.
-fn round_m(m: f64) -> f64 {
-    (m * 100.0).round() / 100.0
+        .routes(routes!(spots_search))
 }
 
 fn windows(st: &AppState) -> ParkingWindows {
@@ -83,7 +76,7 @@ fn site_json(
     }
     o.insert(
         "static_data_updated_at".into(),
-        json!(ts(site.static_data_updated_at)),
+        json!(utc(site.static_data_updated_at)),
     );
     let realtime = parking::site_realtime(
         site.capacity,
@@ -100,13 +93,25 @@ fn site_json(
             "realtime_opening_status".into(),
             json!(r.opening_status.as_str()),
         );
-        o.insert("realtime_data_updated_at".into(), json!(ts(r.updated_at)));
+        o.insert("realtime_data_updated_at".into(), json!(utc(r.updated_at)));
     }
     Value::Object(o)
 }
 
 /// `GET /v1/parking/sites?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`
-#[utoipa::path(get, path = "/v1/parking/sites", operation_id = "parking_sites", tag = "parking", params(crate::openapi::GeoParams, crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/parking/sites",
+    operation_id = "parking_sites",
+    tag = "parking",
+    params(crate::openapi::GeoParams, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
+        crate::openapi::BadRequest,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn sites(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -122,7 +127,20 @@ pub async fn sites(
 }
 
 /// `POST /v1/parking/sites/search` with a GeoJSON Polygon/MultiPolygon body.
-#[utoipa::path(post, path = "/v1/parking/sites/search", operation_id = "parking_sites_search", tag = "parking", request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"), params(crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post,
+    path = "/v1/parking/sites/search",
+    operation_id = "parking_sites_search",
+    tag = "parking",
+    request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
+    params(crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
+        crate::openapi::BadRequest,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn sites_search(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -172,7 +190,20 @@ async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError
 }
 
 /// `GET /v1/parking/sites/{uid}`: one site, 404 when unknown.
-#[utoipa::path(get, path = "/v1/parking/sites/{uid}", operation_id = "parking_site", tag = "parking", params(("uid" = String, Path, description = "Site uid")), responses((status = 200, description = "OK", body = crate::openapi::ParkingSite), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/parking/sites/{uid}",
+    operation_id = "parking_site",
+    tag = "parking",
+    params(("uid" = String, Path, description = "Site uid")),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::ParkingSite),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn site(
     State(st): State<AppState>,
     Path(uid): Path<String>,
@@ -198,7 +229,19 @@ pub async fn site(
 
 /// `GET /v1/parking/spots?site_uid=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public bays
 /// with a location, with their ParkAPI spot status. An unknown `site_uid` selects nothing.
-#[utoipa::path(get, path = "/v1/parking/spots", operation_id = "parking_spots", tag = "parking", params(crate::openapi::SpotParams, crate::openapi::GeoParams, crate::openapi::PageParams), responses((status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/parking/spots",
+    operation_id = "parking_spots",
+    tag = "parking",
+    params(crate::openapi::SpotParams, crate::openapi::GeoParams, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
+        crate::openapi::BadRequest,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn spots(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -210,19 +253,67 @@ pub async fn spots(
     let geo = crate::geo::parse_geo_query(&mut p)?;
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
+    let items = spots_for(&st, site_uid.as_deref(), &geo).await?;
+    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+}
+
+/// `POST /v1/parking/spots/search?site_uid=` with a GeoJSON Polygon/MultiPolygon body.
+#[utoipa::path(
+    post,
+    path = "/v1/parking/spots/search",
+    operation_id = "parking_spots_search",
+    tag = "parking",
+    request_body(
+        content = crate::openapi::PolygonBody,
+        description = "GeoJSON Polygon or MultiPolygon",
+        content_type = "application/json"
+    ),
+    params(crate::openapi::SpotParams, crate::openapi::PageParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
+        crate::openapi::BadRequest,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
+pub async fn spots_search(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut p = Params::new(q);
+    let site_uid = p.string("site_uid");
+    let page = parse_page(&mut p, st.settings.http.max_page_size)?;
+    p.finish()?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    let items = spots_for(&st, site_uid.as_deref(), &geo).await?;
+    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+}
+
+/// Public located bays (of `site_uid` only, if given) that the geo query selects, as ParkAPI
+/// spots, in the query's order.
+async fn spots_for(
+    st: &AppState,
+    site_uid: Option<&str>,
+    geo: &GeoQuery,
+) -> Result<Vec<Value>, ApiError> {
     let now = st.clock.now();
-    let bay_fresh = windows(&st).bay_fresh;
-    let bays = st.store.parking_bays(site_uid.as_deref()).await?;
+    let bay_fresh = windows(st).bay_fresh;
+    let bays = st.store.parking_bays(site_uid).await?;
     let index = GeoIndex::new(bays.iter().enumerate().map(|(i, b)| (i, b.lat, b.lon)));
-    let items: Vec<Value> = index
-        .query(&geo)
+    Ok(index
+        .query(geo)
         .iter()
         .filter_map(|hit: &Hit<usize>| {
             let bay = bays.get(hit.id)?;
             let status = parking::spot_status(bay, now, bay_fresh);
             let updated_at = match status {
                 parking::SpotStatus::Unknown => None,
-                _ => bay.occupied.map(|o| ts(o.time)),
+                _ => bay.occupied.map(|o| utc(o.time)),
             };
             let mut v = json!({
                 "uid": bay.dev_eui.to_string(),
@@ -238,15 +329,27 @@ pub async fn spots(
             }
             Some(v)
         })
-        .collect();
-    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+        .collect())
 }
 
 /// `GET /v1/parking/sites/{uid}/history?from=&to=&bucket=15m|1h|1d`: free and occupied spaces
 /// per bucket, time-weighted (each reading holds until the next one, at most its kind's
 /// freshness window; see `stadtpuls_store::parking_history`). Every bucket of the window is
 /// present; one without any known state has `free`/`occupied` null and `coverage` 0.
-#[utoipa::path(get, path = "/v1/parking/sites/{uid}/history", operation_id = "parking_site_history", tag = "parking", params(("uid" = String, Path, description = "Site uid"), crate::openapi::WindowParams), responses((status = 200, description = "OK", body = crate::openapi::ParkingHistory), (status = 400, description = "A parameter is malformed or out of range; `parameter` names it", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Parking site not found", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Rate limit exceeded; see Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/v1/parking/sites/{uid}/history",
+    operation_id = "parking_site_history",
+    tag = "parking",
+    params(("uid" = String, Path, description = "Site uid"), crate::openapi::WindowParams),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::ParkingHistory),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::TooManyRequests,
+        crate::openapi::Unavailable,
+    ),
+)]
 pub async fn history(
     State(st): State<AppState>,
     Path(uid): Path<String>,
@@ -271,8 +374,8 @@ pub async fn history(
         .iter()
         .map(|b| {
             json!({
-                "start": ts(b.start),
-                "end": ts(b.end),
+                "start": utc(b.start),
+                "end": utc(b.end),
                 "free": b.free,
                 "occupied": b.occupied,
                 "coverage": b.coverage,
@@ -285,8 +388,8 @@ pub async fn history(
         "source": source.as_str(),
         "bucket": width.as_str(),
         "timezone": tz,
-        "from": ts(from),
-        "to": ts(to),
+        "from": utc(from),
+        "to": utc(to),
         "items": items,
     })))
 }

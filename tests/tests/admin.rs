@@ -178,6 +178,16 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         .await;
     assert_eq!((status, &problem["parameter"]), (400, &json!("codec")));
 
+    // Buildings near a point (admin key): the Rathaus is about 625 m from the Hbf.
+    let near = "/v1/buildings?lat=51.5178&lon=7.4593&radius=1000";
+    let (status, body) = app.send(Method::GET, near, admin, None).await;
+    assert_eq!((status, &body["total_count"]), (200, &json!(1)), "{body}");
+    let d = body["items"][0]["distance_m"].as_f64().unwrap();
+    assert!((600.0..650.0).contains(&d), "{d}");
+    let far = "/v1/buildings?lat=51.5178&lon=7.4593&radius=100";
+    let (_, body) = app.send(Method::GET, far, admin, None).await;
+    assert_eq!(body["total_count"], json!(0));
+
     // A building key may read its building but not write the registry.
     let rathaus = app
         .store
@@ -368,6 +378,27 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         404
     );
     assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
+
+    // Spots inside a polygon: bays 2 and 3 (bay 1 is private now).
+    let polygon = json!({"type": "Polygon", "coordinates": [[
+        [7.459, 51.5185], [7.460, 51.5185], [7.460, 51.5210], [7.459, 51.5210], [7.459, 51.5185]
+    ]]});
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/v1/parking/spots/search",
+            None,
+            Some(&polygon),
+        )
+        .await;
+    assert_eq!((status, &body["total_count"]), (200, &json!(2)), "{body}");
+    let uids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids, ["0a00000000000002", "0a00000000000003"]);
 
     // It kept its position (a PUT without lat/lon does not move a device).
     let stored = app
