@@ -136,9 +136,7 @@ async fn search(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
-    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    let geo = crate::geo::polygon_body(&body)?;
     buildings_for(&st, &p, &geo).await
 }
 

@@ -375,6 +375,14 @@ pub fn parse_geo_query(p: &mut Params) -> Result<GeoQuery, ApiError> {
     }
 }
 
+/// The polygon of a `POST …/search` request: a JSON body holding a GeoJSON Polygon or
+/// MultiPolygon. Errors name `body` (not JSON) or what [`parse_polygon`] names.
+pub fn polygon_body(body: &[u8]) -> Result<GeoQuery, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
+    Ok(GeoQuery::Polygon(parse_polygon(&value)?))
+}
+
 /// Distances as the API reports them: metres, to the centimetre.
 pub fn round_m(m: f64) -> f64 {
     (m * 100.0).round() / 100.0

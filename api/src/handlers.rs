@@ -226,7 +226,7 @@ pub async fn devices_search(
     let mut p = Params::new(q);
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
+    let geo = crate::geo::polygon_body(&body)?;
     let all = devices_for(&st, &geo, Listing::of(&auth)).await?;
     Ok(Json(crate::paging::page_json(
         &st, &headers, &uri, all, page,
@@ -276,11 +276,6 @@ async fn devices_for(
         }
     };
     Ok(items)
-}
-
-/// Parses a JSON request body; errors name `body`.
-fn json_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))
 }
 
 /// A device the caller may see, or 404: public devices for everyone, a building's devices for
@@ -509,7 +504,7 @@ pub async fn latest_search(
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
     p.finish()?;
-    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&json_body(&body)?)?);
+    let geo = crate::geo::polygon_body(&body)?;
     latest_for(&st, quantity, &geo, Listing::of(&auth)).await
 }
 

@@ -151,9 +151,7 @@ pub async fn sites_search(
     let mut p = Params::new(q);
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
-    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    let geo = crate::geo::polygon_body(&body)?;
     let all = sites_for(&st, &geo).await?;
     Ok(Json(page_json(&st, &headers, &uri, all, page)))
 }
@@ -287,9 +285,7 @@ pub async fn spots_search(
     let site_uid = p.string("site_uid");
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
-    let geo = GeoQuery::Polygon(crate::geo::parse_polygon(&body)?);
+    let geo = crate::geo::polygon_body(&body)?;
     let items = spots_for(&st, site_uid.as_deref(), &geo).await?;
     Ok(Json(page_json(&st, &headers, &uri, items, page)))
 }

@@ -303,69 +303,48 @@ impl Store {
 
     /// Deletes a parking site and detaches its devices, in one transaction.
     pub async fn delete_parking_site(&self, uid: &str) -> Result<Deleted> {
-        let mut tx = self.pool.begin().await?;
-        let detached =
-            sqlx::query("UPDATE devices SET site_id = NULL, updated_at = now() WHERE site_id = $1")
-                .bind(uid)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        let existed = sqlx::query("DELETE FROM parking_sites WHERE uid = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        tx.commit().await?;
-        Ok(Deleted {
-            existed,
-            devices_detached: detached,
-        })
+        self.detach_and_delete(
+            "UPDATE devices SET site_id = NULL, updated_at = now() WHERE site_id = $1",
+            "DELETE FROM parking_sites WHERE uid = $1",
+            &[uid],
+        )
+        .await
     }
 
     /// Deletes a building with its rooms and building keys, and detaches its devices.
     pub async fn delete_building(&self, id: &str) -> Result<Deleted> {
-        let mut tx = self.pool.begin().await?;
-        let detached = sqlx::query(
+        self.detach_and_delete(
             "UPDATE devices SET building_id = NULL, room_id = NULL, updated_at = now()
              WHERE building_id = $1",
+            "DELETE FROM buildings WHERE id = $1",
+            &[id],
         )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let existed = sqlx::query("DELETE FROM buildings WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        tx.commit().await?;
-        Ok(Deleted {
-            existed,
-            devices_detached: detached,
-        })
+        .await
     }
 
     /// Deletes one room and detaches its devices from it (they stay in the building).
     pub async fn delete_room(&self, building_id: &str, id: &str) -> Result<Deleted> {
-        let mut tx = self.pool.begin().await?;
-        let detached = sqlx::query(
+        self.detach_and_delete(
             "UPDATE devices SET room_id = NULL, updated_at = now()
              WHERE building_id = $1 AND room_id = $2",
+            "DELETE FROM rooms WHERE building_id = $1 AND id = $2",
+            &[building_id, id],
         )
-        .bind(building_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let existed = sqlx::query("DELETE FROM rooms WHERE building_id = $1 AND id = $2")
-            .bind(building_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
+        .await
+    }
+
+    /// Runs `detach` (an UPDATE of devices) and `delete` in one transaction, both with `keys`
+    /// bound as $1, $2, …
+    async fn detach_and_delete(
+        &self,
+        detach: &str,
+        delete: &str,
+        keys: &[&str],
+    ) -> Result<Deleted> {
+        let mut tx = self.pool.begin().await?;
+        let run = |sql| keys.iter().fold(sqlx::query(sql), |q, k| q.bind(*k));
+        let detached = run(detach).execute(&mut *tx).await?.rows_affected();
+        let existed = run(delete).execute(&mut *tx).await?.rows_affected() > 0;
         tx.commit().await?;
         Ok(Deleted {
             existed,
