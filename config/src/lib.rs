@@ -10,8 +10,18 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod opendata;
 mod template;
+pub use opendata::*;
 pub use template::template;
+
+/// Parses a dataset schedule: a cron expression with optional seconds (5 or 6 fields).
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(expr)
+}
 
 /// Prefix of every environment variable that overrides a setting.
 pub const ENV_PREFIX: &str = "STADTPULS__";
@@ -44,6 +54,7 @@ pub struct Settings {
     pub parking: ParkingSettings,
     pub buildings: BuildingSettings,
     pub devices: DeviceSettings,
+    pub opendata: OpendataSettings,
     pub simulator: SimulatorSettings,
     pub log: LogSettings,
 }
@@ -484,6 +495,50 @@ impl Settings {
     }
 
     /// Checks values that parse but cannot work; the error names the key.
+    /// The `[opendata]` checks, privacy rules included (see [`DatasetSettings::check`]).
+    fn validate_opendata(&self) -> Result<(), ConfigError> {
+        let o = &self.opendata;
+        let bad = |key: String, problem: String| ConfigError::Invalid { key, problem };
+        if !(1..=22).contains(&o.zstd_level) {
+            return Err(bad("opendata.zstd_level".into(), "must be 1..22".into()));
+        }
+        if o.row_group_rows == 0 {
+            return Err(bad(
+                "opendata.row_group_rows".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if o.max_concurrent_exports == 0 {
+            return Err(bad(
+                "opendata.max_concurrent_exports".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if o.output_dir.trim().is_empty() {
+            return Err(bad(
+                "opendata.output_dir".into(),
+                "must not be empty".into(),
+            ));
+        }
+        let quantities: Vec<&str> = Quantity::ALL.iter().map(|q| q.name()).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, d) in o.datasets.iter().enumerate() {
+            let key = |k: &str| format!("opendata.datasets[{i}].{k}");
+            d.check(DEVICE_KINDS, &quantities)
+                .map_err(|(k, problem)| bad(key(&k), format!("dataset '{}': {problem}", d.name)))?;
+            if !seen.insert(d.name.as_str()) {
+                return Err(bad(key("name"), format!("'{}' is used twice", d.name)));
+            }
+            if let Err(e) = parse_schedule(&d.schedule) {
+                return Err(bad(
+                    key("schedule"),
+                    format!("'{}' is not a cron expression: {e}", d.schedule),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, problem: String| ConfigError::Invalid {
             key: key.into(),
@@ -520,6 +575,7 @@ impl Settings {
         if !self.mqtt.ca_file.is_empty() && !self.mqtt.tls {
             return Err(bad("mqtt.ca_file", "is set but mqtt.tls is false".into()));
         }
+        self.validate_opendata()?;
         if self.devices.silent_after_minutes == 0 {
             return Err(bad(
                 "devices.silent_after_minutes",

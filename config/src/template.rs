@@ -135,6 +135,61 @@ silent_after_minutes = 60
 parking_bay = 20
 parking_counter = 20
 
+[opendata]
+# Exports are written here and served under /v1/opendata/files/.
+output_dir = "opendata"
+# Public URL of the API for download URLs in manifests and the DCAT catalogue (empty: the
+# http.public_base_url, else the request's host).
+base_url = ""
+# Parquet: zstd level and rows per row group.
+zstd_level = 12
+row_group_rows = 131072
+# A missed schedule (downtime) is caught up for at most this many days back.
+catch_up_days = 31
+# Partitions of the last days are re-checked at every run and re-exported when late data
+# changed them.
+late_data_days = 3
+# At most this many GET /v1/exports/... downloads at once.
+max_concurrent_exports = 2
+
+# DCAT-AP.de catalogue (GET /v1/opendata/catalog).
+[opendata.catalog]
+title_de = "Stadtpuls Sensordaten"
+title_en = "Stadtpuls sensor data"
+description_de = "Offene Messdaten der städtischen LoRaWAN-Sensoren."
+description_en = "Open measurements of the city's LoRaWAN sensors."
+publisher_name = "Stadt Dortmund"
+publisher_url = "https://www.dortmund.de"
+contact_name = "Open Data"
+contact_email = "opendata@dortmund.de"
+political_geocoding_uri = "http://dcat-ap.de/def/politicalGeocoding/regionalKey/059130000000"
+political_geocoding_level_uri = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality"
+
+# Datasets are added as [[opendata.datasets]] tables, e.g.
+#
+# [[opendata.datasets]]
+# name = "parking_occupancy"                  # [a-z0-9_], the folder dataset=<name>
+# title_de = "Belegung von Parkplätzen"
+# title_en = "Parking occupancy"
+# description_de = "Belegung einzelner Stellplätze und freie Plätze der Parkhäuser."
+# description_en = "Occupancy of single bays and free spaces of car parks."
+# keywords = ["Parken", "LoRaWAN"]
+# theme = "TRAN"                              # EU data theme
+# quantities = ["occupied", "free_spaces"]
+# kinds = ["parking_bay", "parking_counter"]  # empty = all kinds (counts as indoor data)
+# buildings = []                              # buildings whose devices may appear (aggregated)
+# aggregation = "raw"                         # raw, 15m, 1h or 1d
+# aggs = ["avg", "min", "max"]                # aggregated datasets
+# partitioning = "day"                        # day or month (city time zone)
+# schedule = "0 30 2 * * *"                   # cron, city time zone: daily at 02:30
+# formats = ["parquet", "csv"]                # also "csv_excel" (';' and a BOM)
+# licence = "dl-zero-de/2.0"                  # or "dl-by-de/2.0" (+ attribution = "...")
+# min_group_size = 3                          # indoor cells need this many rooms/desks
+#
+# Privacy: a dataset that may contain indoor data (kinds room_climate, desk_occupancy,
+# people_counter, no kinds at all, or buildings) must be aggregated (15m, 1h or 1d) with
+# min_group_size >= 3; the configuration is rejected otherwise.
+
 [simulator]
 # Total uplinks per second across all simulated devices.
 rate = 20.0

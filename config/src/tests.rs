@@ -113,3 +113,113 @@ fn redact_url_hides_only_the_password() {
     assert_eq!(redact_url("postgres://a:b@h/db"), "postgres://a:***@h/db");
     assert_eq!(redact_url("postgres://a@h/db"), "postgres://a@h/db");
 }
+
+/// A valid parking dataset as TOML; cases change single lines.
+const PARKING_DATASET: &str = r#"
+[[opendata.datasets]]
+name = "parking_occupancy"
+title_de = "Belegung von Parkplätzen"
+description_de = "Belegung einzelner Stellplätze."
+quantities = ["occupied", "free_spaces"]
+kinds = ["parking_bay", "parking_counter"]
+"#;
+
+#[test]
+fn datasets_load_with_defaults_and_privacy_rules_reject_unsafe_ones() {
+    Jail::expect_with(|jail| {
+        jail.create_file("ok.toml", PARKING_DATASET)?;
+        let s = load_in_jail(jail, Some("ok.toml")).unwrap();
+        let d = &s.opendata.datasets[0];
+        assert_eq!(d.aggregation, Aggregation::Raw);
+        assert_eq!(d.partitioning, Partitioning::Day);
+        assert_eq!(d.formats, [ExportFormat::Parquet, ExportFormat::Csv]);
+        assert_eq!(d.licence, Licence::DlZeroDe20);
+        assert_eq!(d.schedule, "0 30 2 * * *");
+        assert_eq!(d.min_group_size, 3);
+        Ok(())
+    });
+    // (replace this line, with this, the key to blame, a word of the problem)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = [\"room_climate\"]",
+            "opendata.datasets[0].aggregation",
+            "aggregated",
+        ),
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = []",
+            "opendata.datasets[0].aggregation",
+            "every device kind",
+        ),
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = [\"room_climate\"]\naggregation = \"1h\"\nmin_group_size = 2",
+            "opendata.datasets[0].min_group_size",
+            "3 rooms",
+        ),
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = [\"parking_bay\"]\nbuildings = [\"rathaus\"]",
+            "opendata.datasets[0].aggregation",
+            "buildings",
+        ),
+        (
+            "name = \"parking_occupancy\"",
+            "name = \"Parking\"",
+            "opendata.datasets[0].name",
+            "[a-z0-9_]",
+        ),
+        (
+            "quantities = [\"occupied\", \"free_spaces\"]",
+            "quantities = [\"occupancy\"]",
+            "opendata.datasets[0].quantities",
+            "occupancy",
+        ),
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = [\"parking_bay\"]\nschedule = \"every day\"",
+            "opendata.datasets[0].schedule",
+            "cron",
+        ),
+        (
+            "kinds = [\"parking_bay\", \"parking_counter\"]",
+            "kinds = [\"parking_bay\"]\ntheme = \"CARS\"",
+            "opendata.datasets[0].theme",
+            "EU data theme",
+        ),
+    ];
+    for (from, to, key, word) in cases {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", &PARKING_DATASET.replace(from, to))?;
+            let err = load_in_jail(jail, Some("bad.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{to}: '{err}' does not name {key}");
+            assert!(err.contains(word), "{to}: '{err}' does not say '{word}'");
+            Ok(())
+        });
+    }
+    // An aggregated indoor dataset over named buildings is fine.
+    Jail::expect_with(|jail| {
+        let indoor = PARKING_DATASET
+            .replace(
+                "kinds = [\"parking_bay\", \"parking_counter\"]",
+                "kinds = [\"room_climate\"]\naggregation = \"1h\"\nbuildings = [\"rathaus\"]",
+            )
+            .replace("[\"occupied\", \"free_spaces\"]", "[\"co2\"]");
+        jail.create_file("indoor.toml", &indoor)?;
+        let s = load_in_jail(jail, Some("indoor.toml")).unwrap();
+        assert!(s.opendata.datasets[0].may_contain_indoor());
+        Ok(())
+    });
+    // Two datasets with one name are rejected.
+    Jail::expect_with(|jail| {
+        jail.create_file("twice.toml", &format!("{PARKING_DATASET}{PARKING_DATASET}"))?;
+        let err = load_in_jail(jail, Some("twice.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("opendata.datasets[1].name"), "{err}");
+        Ok(())
+    });
+}
