@@ -1,2 +1,41 @@
-//! Open-data exports (Parquet/CSV with DCAT-AP.de metadata). Empty until the open-data issue;
-//! the crate exists so the workspace layout is fixed from the start.
+//! Open-data exports: datasets configured in `[[opendata.datasets]]` are written on a schedule
+//! as GeoParquet 1.1 and CSV files in a Hive layout, described by a manifest per dataset and a
+//! DCAT-AP.de catalogue.
+//!
+//! # Files (all paths relative to `opendata.output_dir`)
+//!
+//! ```text
+//! dataset=<name>/date=YYYY-MM-DD/part-0.parquet     day partitions (city time zone), or
+//! dataset=<name>/month=YYYY-MM/part-0.parquet       month partitions
+//! dataset=<name>/date=YYYY-MM-DD/part-0.csv         the same rows as CSV (RFC 4180)
+//! dataset=<name>/date=YYYY-MM-DD/part-0.excel.csv   optional: ';' separator and a UTF-8 BOM
+//! meta/<name>/manifest.json                         every file: path, rows, bytes, SHA-256
+//! meta/<name>/sensors.parquet, sensors.csv          one row per sensor (or group) with geometry
+//! ```
+//!
+//! Metadata lives outside `dataset=<name>/`, so `read_parquet('dataset=<name>/*/*.parquet')`
+//! reads data only. Every file is written to a temporary name and renamed into place. A
+//! partition without rows produces no file (the run is recorded as empty).
+//!
+//! # Columns
+//!
+//! Raw datasets, sorted by `sensor_id, quantity, observed_at` (recorded as the Parquet
+//! `sorting_columns`):
+//!
+//! | column | Parquet | CSV |
+//! |---|---|---|
+//! | `observed_at` | INT64 TIMESTAMP(MICROS, isAdjustedToUTC) | `2026-11-28T10:15:00Z` |
+//! | `sensor_id` | string, dictionary | 32 hex digits, random per device (never derived from the DevEUI) |
+//! | `quantity` | string, dictionary | e.g. `occupied` |
+//! | `unit` | string, dictionary | e.g. `1`, `°C` |
+//! | `value` | DOUBLE | `.` decimal |
+//! | `lon`, `lat` | DOUBLE | WGS84 degrees |
+//! | `geometry` | BINARY, WKB point (GeoParquet 1.1 `geo` metadata with bbox) | not in CSV |
+//!
+//! Aggregated datasets (`15m`, `1h`, `1d`) replace `sensor_id` by `group_id` (a parking site's
+//! uid, a building id, or the sensor id of a device in no place) and add `agg` (`avg`, `min`,
+//! `max`; one row per aggregate) and `count` (readings in the cell, INT64), sorted by
+//! `group_id, quantity, agg, observed_at`; `observed_at` is the bucket start and the geometry
+//! the group's.
+
+pub mod model;
