@@ -3,9 +3,11 @@
 
 pub mod aggregates;
 pub mod buildings;
+pub mod clock;
 mod devices;
 pub mod keys;
 pub mod live;
+pub mod opendata;
 pub mod parking;
 pub mod parking_history;
 mod places;

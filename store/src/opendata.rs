@@ -1,0 +1,525 @@
+//! Open-data queries: which devices a dataset may contain, its rows (raw or aggregated, streamed
+//! in the files' sort order), the sensors/groups table, a fingerprint for late-data detection,
+//! and the bookkeeping of export runs and published files.
+//!
+//! Privacy is enforced here, whatever the configuration says (it is checked at startup too):
+//! - a device linked to a building appears only if the dataset names that building, and never
+//!   in a raw dataset; other devices only when public;
+//! - in aggregated datasets an indoor cell (a building's devices, or indoor kinds) is dropped
+//!   unless it rests on at least `min_group` rooms or desks;
+//! - no DevEUI leaves this module: devices are named by their random `sensor_id`.
+
+use crate::aggregates::BucketWidth;
+use crate::{DeviceKind, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use stadtpuls_gateways::Quantity;
+
+/// Kinds whose readings describe people indoors.
+pub const INDOOR_KINDS: [DeviceKind; 3] = [
+    DeviceKind::RoomClimate,
+    DeviceKind::DeskOccupancy,
+    DeviceKind::PeopleCounter,
+];
+
+/// What a dataset selects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub quantities: Vec<Quantity>,
+    /// Empty = every kind.
+    pub kinds: Vec<DeviceKind>,
+    /// Buildings whose devices (private ones too) may appear, aggregated only.
+    pub buildings: Vec<String>,
+    /// Raw datasets never contain building or indoor devices.
+    pub raw: bool,
+}
+
+/// One reading of a raw dataset.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct RawRow {
+    pub time: DateTime<Utc>,
+    pub sensor_id: String,
+    pub quantity: i16,
+    pub value: f64,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+}
+
+/// One cell of an aggregated dataset.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct AggRow {
+    pub bucket: DateTime<Utc>,
+    pub group_id: String,
+    pub quantity: i16,
+    pub count: i64,
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+}
+
+/// One row of a dataset's sensors (raw) or groups (aggregated) table.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct SensorRow {
+    pub id: String,
+    /// Raw: the device kind. Aggregated: `parking_site`, `building` or `sensor`.
+    pub kind: String,
+    /// Place name for sites and buildings; none for single sensors (a device name may be
+    /// personal, e.g. "Desk of …").
+    pub name: Option<String>,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+}
+
+/// A published file as recorded.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ExportFileRecord {
+    pub dataset: String,
+    pub partition: String,
+    pub format: String,
+    pub path: String,
+    pub rows: i64,
+    pub bytes: i64,
+    pub sha256: String,
+    pub modified: DateTime<Utc>,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+}
+
+/// A partition as last exported.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct PartitionRecord {
+    pub partition: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub fingerprint: String,
+    pub rows: i64,
+    pub exported_at: DateTime<Utc>,
+}
+
+/// An export run as recorded.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ExportRun {
+    pub id: i64,
+    pub dataset: String,
+    pub trigger: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub partitions: i32,
+    pub rows: i64,
+    pub bytes: i64,
+    pub error: Option<String>,
+}
+
+/// The devices of a selection, as CTE `sel`. Parameters: $1 kinds (empty = all), $2 buildings,
+/// $3 raw?, $4 indoor kinds.
+macro_rules! selection_cte {
+    () => {
+        "sel AS (
+    SELECT d.dev_eui, d.kind, d.lat, d.lon, d.site_id, d.building_id, d.room_id, s.sensor_id
+    FROM devices d JOIN open_sensor_ids s USING (dev_eui)
+    WHERE (cardinality($1::text[]) = 0 OR d.kind::text = ANY($1::text[]))
+      AND CASE WHEN d.building_id IS NULL THEN d.visibility = 'public'
+               ELSE d.building_id = ANY($2::text[]) END
+      AND NOT ($3 AND (d.building_id IS NOT NULL OR d.kind::text = ANY($4::text[])))
+)"
+    };
+}
+
+/// Groups of aggregated datasets (CTE `grp`, after `sel`): a parking site, a building, or the
+/// sensor itself; `indoor` cells count distinct rooms (desks count singly).
+macro_rules! group_cte {
+    () => {
+        "grp AS (
+    SELECT sel.dev_eui,
+           CASE WHEN ps.uid IS NOT NULL THEN ps.uid
+                WHEN sel.building_id IS NOT NULL THEN sel.building_id
+                ELSE sel.sensor_id END AS group_id,
+           CASE WHEN ps.uid IS NOT NULL THEN 'parking_site'
+                WHEN sel.building_id IS NOT NULL THEN 'building'
+                ELSE 'sensor' END AS group_kind,
+           CASE WHEN ps.uid IS NOT NULL THEN ps.name
+                WHEN sel.building_id IS NOT NULL THEN b.name END AS group_name,
+           CASE WHEN ps.uid IS NOT NULL THEN ps.lon
+                WHEN sel.building_id IS NOT NULL THEN b.lon
+                ELSE sel.lon END AS glon,
+           CASE WHEN ps.uid IS NOT NULL THEN ps.lat
+                WHEN sel.building_id IS NOT NULL THEN b.lat
+                ELSE sel.lat END AS glat,
+           (sel.building_id IS NOT NULL OR sel.kind::text = ANY($4::text[])) AS indoor,
+           CASE WHEN sel.kind = 'desk_occupancy' OR sel.room_id IS NULL THEN sel.dev_eui::text
+                ELSE sel.building_id || '/' || sel.room_id END AS contributor
+    FROM sel
+    LEFT JOIN parking_sites ps ON ps.uid = sel.site_id
+    LEFT JOIN buildings b ON b.id = sel.building_id
+)"
+    };
+}
+
+const RAW_SQL: &str = concat!(
+    "WITH ",
+    selection_cte!(),
+    "
+SELECT r.time, sel.sensor_id, r.quantity, r.value, sel.lon, sel.lat
+FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
+WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+ORDER BY sel.sensor_id, r.quantity, r.time"
+);
+
+/// $8 width, $9 day buckets?, $10 time zone, $11 minimum rooms/desks of an indoor cell.
+const AGG_SQL: &str = concat!(
+    "WITH ",
+    selection_cte!(),
+    ", ",
+    group_cte!(),
+    "
+SELECT CASE WHEN $9 THEN time_bucket($8::interval, r.time, $10)
+            ELSE time_bucket($8::interval, r.time) END AS bucket,
+       g.group_id, r.quantity, count(*) AS count, avg(r.value) AS avg, min(r.value) AS min,
+       max(r.value) AS max, g.glon AS lon, g.glat AS lat
+FROM grp g JOIN readings r ON r.dev_eui = g.dev_eui
+WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+GROUP BY 1, g.group_id, r.quantity, g.glon, g.glat
+HAVING NOT bool_or(g.indoor) OR count(DISTINCT g.contributor) >= $11
+ORDER BY g.group_id, r.quantity, 1"
+);
+
+/// Count, value sum and time sum of the selected readings: changes when late data arrive.
+const FINGERPRINT_SQL: &str = concat!(
+    "WITH ",
+    selection_cte!(),
+    "
+SELECT count(*)::bigint,
+       count(*)::text || ':' || coalesce(sum(r.value), 0)::text || ':'
+         || coalesce(sum(extract(epoch FROM r.time)), 0)::text
+FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
+WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7"
+);
+
+const RAW_SENSORS_SQL: &str = concat!(
+    "WITH ",
+    selection_cte!(),
+    "
+SELECT sel.sensor_id AS id, sel.kind::text AS kind, NULL::text AS name, sel.lon, sel.lat
+FROM sel
+WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = sel.dev_eui AND l.quantity = ANY($5))
+ORDER BY sel.sensor_id"
+);
+
+const GROUPS_SQL: &str = concat!(
+    "WITH ",
+    selection_cte!(),
+    ", ",
+    group_cte!(),
+    "
+SELECT DISTINCT ON (g.group_id) g.group_id AS id, g.group_kind AS kind, g.group_name AS name,
+       g.glon AS lon, g.glat AS lat
+FROM grp g
+WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.quantity = ANY($5))
+ORDER BY g.group_id"
+);
+
+fn kind_names(kinds: &[DeviceKind]) -> Vec<&'static str> {
+    kinds.iter().map(|k| k.as_str()).collect()
+}
+
+impl Selection {
+    fn binds(&self) -> (Vec<&'static str>, Vec<String>, bool, Vec<&'static str>, Vec<i16>) {
+        (
+            kind_names(&self.kinds),
+            self.buildings.clone(),
+            self.raw,
+            kind_names(&INDOOR_KINDS),
+            self.quantities.iter().map(|q| q.id()).collect(),
+        )
+    }
+}
+
+impl Store {
+    /// Gives every device without one its random `sensor_id`; returns how many were added.
+    pub async fn assign_sensor_ids(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "INSERT INTO open_sensor_ids (dev_eui) SELECT dev_eui FROM devices
+             ON CONFLICT (dev_eui) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// The readings of a raw dataset in `[from, to)`, ordered by sensor, quantity and time, in
+    /// chunks (see [`chunked`]).
+    pub fn export_raw(
+        &self,
+        sel: &Selection,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<RawRow>>> {
+        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        chunked(self.pool.clone(), move |pool| {
+            sqlx::query_as::<_, RawRow>(RAW_SQL)
+                .bind(kinds)
+                .bind(buildings)
+                .bind(raw)
+                .bind(indoor)
+                .bind(quantities)
+                .bind(from)
+                .bind(to)
+                .fetch(pool)
+        })
+    }
+
+    /// The cells of an aggregated dataset in `[from, to)`, ordered by group, quantity and
+    /// bucket; indoor cells resting on fewer than `min_group` rooms/desks are left out.
+    #[allow(clippy::too_many_arguments)]
+    pub fn export_aggregated(
+        &self,
+        sel: &Selection,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        width: BucketWidth,
+        tz: &str,
+        min_group: u32,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<AggRow>>> {
+        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let tz = tz.to_string();
+        let min_group = i64::from(min_group);
+        chunked(self.pool.clone(), move |pool| {
+            sqlx::query_as::<_, AggRow>(AGG_SQL)
+                .bind(kinds)
+                .bind(buildings)
+                .bind(raw)
+                .bind(indoor)
+                .bind(quantities)
+                .bind(from)
+                .bind(to)
+                .bind(width.as_interval())
+                .bind(width == BucketWidth::Day)
+                .bind(tz)
+                .bind(min_group)
+                .fetch(pool)
+        })
+    }
+
+    /// `(rows, fingerprint)` of the selected readings in `[from, to)`.
+    pub async fn export_fingerprint(
+        &self,
+        sel: &Selection,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(i64, String)> {
+        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        Ok(sqlx::query_as(FINGERPRINT_SQL)
+            .bind(kinds)
+            .bind(buildings)
+            .bind(raw)
+            .bind(indoor)
+            .bind(quantities)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The sensors (raw) or groups (aggregated) of a dataset that have data.
+    pub async fn export_sensors(&self, sel: &Selection) -> Result<Vec<SensorRow>> {
+        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let sql = if sel.raw { RAW_SENSORS_SQL } else { GROUPS_SQL };
+        Ok(sqlx::query_as(sql)
+            .bind(kinds)
+            .bind(buildings)
+            .bind(raw)
+            .bind(indoor)
+            .bind(quantities)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Records the start of a run; returns its id.
+    pub async fn start_export_run(
+        &self,
+        dataset: &str,
+        trigger: &str,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO export_runs (dataset, trigger, window_start, window_end, started_at, status)
+             VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id",
+        )
+        .bind(dataset)
+        .bind(trigger)
+        .bind(window.0)
+        .bind(window.1)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Records how a run ended.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_export_run(
+        &self,
+        id: i64,
+        status: &str,
+        partitions: i32,
+        rows: i64,
+        bytes: i64,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE export_runs SET status = $2, partitions = $3, rows = $4, bytes = $5,
+                    error = $6, finished_at = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(partitions)
+        .bind(rows)
+        .bind(bytes)
+        .bind(error)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces what is recorded for one partition: its fingerprint and its files (none for an
+    /// empty partition), in one transaction.
+    pub async fn record_partition(
+        &self,
+        partition: &PartitionRecord,
+        dataset: &str,
+        files: &[ExportFileRecord],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM export_files WHERE dataset = $1 AND partition = $2")
+            .bind(dataset)
+            .bind(&partition.partition)
+            .execute(&mut *tx)
+            .await?;
+        for f in files {
+            sqlx::query(
+                "INSERT INTO export_files (dataset, partition, format, path, rows, bytes, sha256,
+                                           modified, window_start, window_end)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&f.dataset)
+            .bind(&f.partition)
+            .bind(&f.format)
+            .bind(&f.path)
+            .bind(f.rows)
+            .bind(f.bytes)
+            .bind(&f.sha256)
+            .bind(f.modified)
+            .bind(f.window_start)
+            .bind(f.window_end)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO export_partitions (dataset, partition, window_start, window_end,
+                                            fingerprint, rows, exported_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (dataset, partition) DO UPDATE SET window_start = EXCLUDED.window_start,
+               window_end = EXCLUDED.window_end, fingerprint = EXCLUDED.fingerprint,
+               rows = EXCLUDED.rows, exported_at = EXCLUDED.exported_at",
+        )
+        .bind(dataset)
+        .bind(&partition.partition)
+        .bind(partition.window_start)
+        .bind(partition.window_end)
+        .bind(&partition.fingerprint)
+        .bind(partition.rows)
+        .bind(partition.exported_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every exported partition of a dataset, oldest first.
+    pub async fn exported_partitions(&self, dataset: &str) -> Result<Vec<PartitionRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT partition, window_start, window_end, fingerprint, rows, exported_at
+             FROM export_partitions WHERE dataset = $1 ORDER BY window_start",
+        )
+        .bind(dataset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The published files of a dataset, by partition then format.
+    pub async fn export_files(&self, dataset: &str) -> Result<Vec<ExportFileRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT dataset, partition, format, path, rows, bytes, sha256, modified, window_start,
+                    window_end
+             FROM export_files WHERE dataset = $1 ORDER BY window_start, format",
+        )
+        .bind(dataset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest runs (of one dataset, if given), newest first.
+    pub async fn export_runs(&self, dataset: Option<&str>, limit: i64) -> Result<Vec<ExportRun>> {
+        Ok(sqlx::query_as(
+            "SELECT id, dataset, trigger, window_start, window_end, started_at, finished_at,
+                    status, partitions, rows, bytes, error
+             FROM export_runs WHERE $1::text IS NULL OR dataset = $1
+             ORDER BY started_at DESC, id DESC LIMIT $2",
+        )
+        .bind(dataset)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Rows per chunk of an export stream.
+pub const CHUNK_ROWS: usize = 8192;
+
+/// Runs a streaming query on its own task and hands its rows over in chunks of
+/// [`CHUNK_ROWS`] through a channel of a few chunks, so memory stays bounded however many rows
+/// there are and the consumer's pace throttles the query. Dropping the receiver cancels it.
+fn chunked<T, F>(pool: sqlx::PgPool, query: F) -> tokio::sync::mpsc::Receiver<Result<Vec<T>>>
+where
+    T: Send + 'static,
+    F: for<'p> FnOnce(&'p sqlx::PgPool) -> BoxStream<'p, std::result::Result<T, sqlx::Error>>
+        + Send
+        + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // Task: drives the query and forwards chunks until the receiver is gone.
+    tokio::spawn(async move {
+        let mut rows = query(&pool);
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        loop {
+            match rows.next().await {
+                Some(Ok(row)) => {
+                    chunk.push(row);
+                    if chunk.len() == CHUNK_ROWS {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                        if tx.send(Ok(full)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(StoreError::from(e))).await;
+                    return;
+                }
+                None => break,
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(Ok(chunk)).await;
+        }
+    });
+    rx
+}
