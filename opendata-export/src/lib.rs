@@ -38,4 +38,5 @@
 //! `group_id, quantity, agg, observed_at`; `observed_at` is the bucket start and the geometry
 //! the group's.
 
+pub mod dcat;
 pub mod model;
