@@ -39,4 +39,7 @@
 //! the group's.
 
 pub mod dcat;
+pub mod export;
 pub mod model;
+pub mod partition;
+pub mod writer;

@@ -64,7 +64,9 @@ pub fn media_type(format: ExportFormat) -> &'static str {
 /// EU file-type vocabulary IRI of a format (DCAT-AP.de convention 31).
 pub fn file_type_iri(format: ExportFormat) -> &'static str {
     match format {
-        ExportFormat::Parquet => "http://publications.europa.eu/resource/authority/file-type/PARQUET",
+        ExportFormat::Parquet => {
+            "http://publications.europa.eu/resource/authority/file-type/PARQUET"
+        }
         ExportFormat::Csv | ExportFormat::CsvExcel => {
             "http://publications.europa.eu/resource/authority/file-type/CSV"
         }

@@ -7,7 +7,8 @@
 //!   in a raw dataset; other devices only when public;
 //! - in aggregated datasets an indoor cell (a building's devices, or indoor kinds) is dropped
 //!   unless it rests on at least `min_group` rooms or desks;
-//! - no DevEUI leaves this module: devices are named by their random `sensor_id`.
+//! - no DevEUI leaves this module: devices are named by their random `sensor_id`;
+//! - open data are maps: devices (raw) and groups (aggregated) without a location are left out.
 
 use crate::aggregates::BucketWidth;
 use crate::{DeviceKind, Result, Store, StoreError};
@@ -168,6 +169,7 @@ const RAW_SQL: &str = concat!(
 SELECT r.time, sel.sensor_id, r.quantity, r.value, sel.lon, sel.lat
 FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
 WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+  AND sel.lat IS NOT NULL AND sel.lon IS NOT NULL
 ORDER BY sel.sensor_id, r.quantity, r.time"
 );
 
@@ -184,6 +186,7 @@ SELECT CASE WHEN $9 THEN time_bucket($8::interval, r.time, $10)
        max(r.value) AS max, g.glon AS lon, g.glat AS lat
 FROM grp g JOIN readings r ON r.dev_eui = g.dev_eui
 WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+  AND g.glat IS NOT NULL AND g.glon IS NOT NULL
 GROUP BY 1, g.group_id, r.quantity, g.glon, g.glat
 HAVING NOT bool_or(g.indoor) OR count(DISTINCT g.contributor) >= $11
 ORDER BY g.group_id, r.quantity, 1"
@@ -229,7 +232,15 @@ fn kind_names(kinds: &[DeviceKind]) -> Vec<&'static str> {
 }
 
 impl Selection {
-    fn binds(&self) -> (Vec<&'static str>, Vec<String>, bool, Vec<&'static str>, Vec<i16>) {
+    fn binds(
+        &self,
+    ) -> (
+        Vec<&'static str>,
+        Vec<String>,
+        bool,
+        Vec<&'static str>,
+        Vec<i16>,
+    ) {
         (
             kind_names(&self.kinds),
             self.buildings.clone(),

@@ -1,0 +1,509 @@
+//! Exports against the real database: files read back in Rust value by value, privacy
+//! (suppression, no identifiers), catch-up and late data under an injected clock, and the same
+//! files opened by pyarrow, DuckDB, pandas and GeoPandas (`tests/python/check_exports.py`).
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Utc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use serde_json::{json, Value};
+use stadtpuls_config::{DatasetSettings, Settings};
+use stadtpuls_gateways::{DevEui, Quantity};
+use stadtpuls_opendata_export::export::{Exporter, Trigger};
+use stadtpuls_store::clock::Clock;
+use stadtpuls_store::testing::{fetch_all, fresh_store, uplink_record, utc};
+use stadtpuls_store::*;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+const PARKING: &str = r#"
+name = "parking_occupancy"
+title_de = "Belegung von Parkplätzen"
+description_de = "Belegung einzelner Stellplätze."
+quantities = ["occupied"]
+kinds = ["parking_bay"]
+formats = ["parquet", "csv", "csv_excel"]
+"#;
+
+const INDOOR: &str = r#"
+name = "indoor_co2"
+title_de = "CO2 in Gebäuden"
+description_de = "CO2 je Gebäude, stündlich."
+theme = "ENVI"
+quantities = ["co2"]
+kinds = ["room_climate"]
+buildings = ["rathaus", "schule"]
+aggregation = "1h"
+aggs = ["avg", "max"]
+"#;
+
+fn dataset(toml_text: &str) -> DatasetSettings {
+    toml::from_str(toml_text).unwrap()
+}
+
+fn device(eui: u64, kind: DeviceKind, vis: Visibility, at: Option<(f64, f64)>) -> NewDevice {
+    NewDevice {
+        dev_eui: DevEui(eui),
+        name: Some(format!("Gerät {eui:x}")),
+        kind,
+        codec: None,
+        visibility: vis,
+        location: at,
+        site_id: None,
+        building_id: None,
+        room_id: None,
+    }
+}
+
+fn in_room(eui: u64, building: &str, room: &str) -> NewDevice {
+    NewDevice {
+        building_id: Some(building.into()),
+        room_id: Some(room.into()),
+        ..device(eui, DeviceKind::RoomClimate, Visibility::Private, None)
+    }
+}
+
+fn building(id: &str, lat: f64, lon: f64) -> Building {
+    Building {
+        id: id.into(),
+        name: format!("Gebäude {id}"),
+        lat: Some(lat),
+        lon: Some(lon),
+        address: None,
+    }
+}
+
+fn room(b: &str, id: &str) -> Room {
+    Room {
+        building_id: b.into(),
+        id: id.into(),
+        name: id.into(),
+        floor: None,
+        usage: Some("office".into()),
+    }
+}
+
+const ALL_DEVICES: [u64; 9] = [
+    0xA01, 0xA02, 0xA03, 0xA04, 0xB01, 0xB02, 0xB03, 0xC01, 0xC02,
+];
+
+async fn city() -> Store {
+    let store = fresh_store().await.unwrap();
+    use DeviceKind::ParkingBay as Bay;
+    use Visibility::{Private, Public};
+    store
+        .import_places(
+            &[],
+            &[
+                building("rathaus", 51.5136, 7.4653),
+                building("schule", 51.5, 7.45),
+            ],
+            &[
+                room("rathaus", "r1"),
+                room("rathaus", "r2"),
+                room("rathaus", "r3"),
+                room("schule", "s1"),
+                room("schule", "s2"),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .import_devices(&[
+            device(0xA01, Bay, Public, Some((51.5178, 7.4593))),
+            device(0xA02, Bay, Public, Some((51.518, 7.46))),
+            device(0xA03, Bay, Private, Some((51.519, 7.461))),
+            device(0xA04, Bay, Public, None),
+            in_room(0xB01, "rathaus", "r1"),
+            in_room(0xB02, "rathaus", "r2"),
+            in_room(0xB03, "rathaus", "r3"),
+            in_room(0xC01, "schule", "s1"),
+            in_room(0xC02, "schule", "s2"),
+        ])
+        .await
+        .unwrap();
+    let occ = |eui: u64, at: &str, v: f64| {
+        uplink_record(
+            &format!("{eui}-{at}"),
+            DevEui(eui),
+            utc(at),
+            &[(Quantity::Occupied, v)],
+        )
+    };
+    let co2 = |eui: u64, at: &str, v: f64| {
+        uplink_record(
+            &format!("{eui}-{at}"),
+            DevEui(eui),
+            utc(at),
+            &[(Quantity::Co2, v)],
+        )
+    };
+    let batch = Batch {
+        uplinks: vec![
+            occ(0xA01, "2026-11-28T10:00:00Z", 1.0),
+            occ(0xA01, "2026-11-28T10:30:00Z", 0.0),
+            occ(0xA02, "2026-11-27T09:00:00Z", 1.0),
+            // 00:30 in Berlin: the 28th's partition.
+            occ(0xA02, "2026-11-27T23:30:00Z", 0.0),
+            occ(0xA03, "2026-11-28T11:00:00Z", 1.0), // private
+            occ(0xA04, "2026-11-28T11:00:00Z", 1.0), // no location
+            co2(0xB01, "2026-11-28T10:05:00Z", 600.0),
+            co2(0xB01, "2026-11-28T10:35:00Z", 700.0),
+            co2(0xB02, "2026-11-28T10:10:00Z", 800.0),
+            co2(0xB03, "2026-11-28T10:15:00Z", 900.0),
+            co2(0xB01, "2026-11-28T11:05:00Z", 500.0), // one room only: suppressed
+            co2(0xC01, "2026-11-28T10:00:00Z", 1000.0), // schule: two rooms, suppressed
+            co2(0xC02, "2026-11-28T10:10:00Z", 1100.0),
+        ],
+        ..Batch::default()
+    };
+    store.write_batch(&batch).await.unwrap();
+    store
+}
+
+fn out_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "stadtpuls-export-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn exporter(store: &Store, dir: &Path, clock: Arc<TestClock>) -> (Exporter, Arc<Settings>) {
+    let mut s = Settings::default();
+    s.opendata.output_dir = dir.display().to_string();
+    s.opendata.catch_up_days = 3;
+    s.opendata.row_group_rows = 2;
+    s.opendata.datasets = vec![dataset(PARKING), dataset(INDOOR)];
+    s.validate().unwrap();
+    let s = Arc::new(s);
+    (Exporter::new(store.clone(), s.clone(), clock).unwrap(), s)
+}
+
+/// `(sensor_id, observed_at, value)` of a raw Parquet file, sorted as written.
+fn read_raw_parquet(path: &Path) -> Vec<(String, i64, f64)> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let b = batch.unwrap();
+        let ids = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        let times = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
+            .unwrap();
+        let values = b
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            out.push((ids.value(i).to_string(), times.value(i), values.value(i)));
+        }
+    }
+    out
+}
+
+fn micros(s: &str) -> i64 {
+    utc(s).timestamp_micros()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test]
+async fn exports_catch_up_read_back_and_open_in_python_readers() {
+    let store = city().await;
+    let dir = out_dir();
+    let clock = Arc::new(TestClock(Mutex::new(utc("2026-11-29T03:00:00Z"))));
+    let (exp, settings) = exporter(&store, &dir, clock.clone());
+    let parking = &settings.opendata.datasets[0];
+    let indoor = &settings.opendata.datasets[1];
+
+    // Catch-up: the three complete days within catch_up_days = 3.
+    let due = exp.due(parking, clock.now()).await.unwrap();
+    let keys: Vec<&str> = due.new.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["2026-11-26", "2026-11-27", "2026-11-28"]);
+    assert!(due.changed.is_empty());
+    let (run, late) = exp
+        .catch_up(parking, clock.now(), Trigger::CatchUp)
+        .await
+        .unwrap();
+    assert_eq!((run.partitions, run.empty, run.rows), (3, 1, 4));
+    assert_eq!(late.partitions, 0);
+    let (run, _) = exp
+        .catch_up(indoor, clock.now(), Trigger::CatchUp)
+        .await
+        .unwrap();
+    assert_eq!((run.partitions, run.empty, run.rows), (3, 2, 2));
+
+    let ids: Vec<(i64, String)> = fetch_all(
+        &store,
+        "SELECT dev_eui, sensor_id FROM open_sensor_ids ORDER BY dev_eui",
+    )
+    .await;
+    let sensor = |eui: u64| {
+        ids.iter()
+            .find(|(e, _)| *e == eui as i64)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(sensor(0xA01).len(), 32);
+    assert_ne!(sensor(0xA01), sensor(0xA02));
+
+    // Raw Parquet, value by value.
+    let day28 = dir.join("dataset=parking_occupancy/date=2026-11-28/part-0.parquet");
+    let mut rows = read_raw_parquet(&day28);
+    let written_order = rows.clone();
+    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut want = vec![
+        (sensor(0xA01), micros("2026-11-28T10:00:00Z"), 1.0),
+        (sensor(0xA01), micros("2026-11-28T10:30:00Z"), 0.0),
+        (sensor(0xA02), micros("2026-11-27T23:30:00Z"), 0.0),
+    ];
+    want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(rows, want);
+    assert_eq!(
+        written_order, rows,
+        "rows are sorted by sensor_id, then time"
+    );
+    let day27 =
+        read_raw_parquet(&dir.join("dataset=parking_occupancy/date=2026-11-27/part-0.parquet"));
+    assert_eq!(
+        day27,
+        vec![(sensor(0xA02), micros("2026-11-27T09:00:00Z"), 1.0)]
+    );
+    assert!(
+        !dir.join("dataset=parking_occupancy/date=2026-11-26")
+            .exists(),
+        "empty day: no file"
+    );
+
+    // Parquet metadata: UTC micros, zstd, sorting columns, GeoParquet 1.1 with bbox, row groups.
+    let file = std::fs::File::open(&day28).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(
+        builder.schema().field(0).data_type(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let meta = builder.metadata();
+    assert_eq!(meta.num_row_groups(), 2, "row_group_rows = 2");
+    let rg = meta.row_group(0);
+    assert!(matches!(rg.column(0).compression(), Compression::ZSTD(_)));
+    let sorting: Vec<i32> = rg
+        .sorting_columns()
+        .unwrap()
+        .iter()
+        .map(|c| c.column_idx)
+        .collect();
+    assert_eq!(sorting, [1, 2, 0]);
+    let geo = meta
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .find(|kv| kv.key == "geo")
+        .and_then(|kv| kv.value.clone())
+        .unwrap();
+    let geo: Value = serde_json::from_str(&geo).unwrap();
+    assert_eq!(geo["version"], "1.1.0");
+    assert_eq!(geo["columns"]["geometry"]["encoding"], "WKB");
+    assert_eq!(
+        geo["columns"]["geometry"]["bbox"],
+        json!([7.4593, 51.5178, 7.46, 51.518])
+    );
+
+    // CSV and the Excel variant.
+    let csv =
+        std::fs::read_to_string(dir.join("dataset=parking_occupancy/date=2026-11-27/part-0.csv"))
+            .unwrap();
+    assert_eq!(
+        csv,
+        format!(
+            "observed_at,sensor_id,quantity,unit,value,lon,lat\r\n2026-11-27T09:00:00Z,{},occupied,1,1,7.46,51.518\r\n",
+            sensor(0xA02)
+        )
+    );
+    let excel =
+        std::fs::read(dir.join("dataset=parking_occupancy/date=2026-11-27/part-0.excel.csv"))
+            .unwrap();
+    assert!(excel.starts_with("\u{feff}observed_at;sensor_id;".as_bytes()));
+
+    // Aggregated: rathaus 10:00 (four rooms' readings over three rooms), avg then max; the
+    // 11:00 cell (one room) and the whole schule (two rooms) are suppressed.
+    let agg =
+        std::fs::read_to_string(dir.join("dataset=indoor_co2/date=2026-11-28/part-0.csv")).unwrap();
+    assert_eq!(
+        agg,
+        "observed_at,group_id,quantity,unit,agg,value,count,lon,lat\r\n\
+         2026-11-28T10:00:00Z,rathaus,co2,ppm,avg,750,4,7.4653,51.5136\r\n\
+         2026-11-28T10:00:00Z,rathaus,co2,ppm,max,900,4,7.4653,51.5136\r\n"
+    );
+
+    // Manifest: every file with its real size and hash; metadata outside the data folders.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("meta/parking_occupancy/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 6, "two days × three formats");
+    for f in files {
+        let path = dir.join(f["path"].as_str().unwrap());
+        assert_eq!(f["sha256"], json!(sha256_hex(&path)));
+        assert_eq!(f["bytes"], json!(std::fs::metadata(&path).unwrap().len()));
+    }
+    assert!(dir.join("meta/parking_occupancy/sensors.parquet").exists());
+
+    // Runs are recorded.
+    let runs = store
+        .export_runs(Some("parking_occupancy"), 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (
+            runs[0].status.as_str(),
+            runs[0].trigger.as_str(),
+            runs[0].partitions,
+            runs[0].rows
+        ),
+        ("ok", "catch_up", 3, 4)
+    );
+
+    // Nothing due until data change: then only that partition, as late data.
+    let due = exp.due(parking, clock.now()).await.unwrap();
+    assert!(due.new.is_empty() && due.changed.is_empty(), "{due:?}");
+    let late = uplink_record(
+        "late",
+        DevEui(0xA01),
+        utc("2026-11-28T12:00:00Z"),
+        &[(Quantity::Occupied, 1.0)],
+    );
+    store
+        .write_batch(&Batch {
+            uplinks: vec![late],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    let due = exp.due(parking, clock.now()).await.unwrap();
+    let keys: Vec<&str> = due.changed.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["2026-11-28"]);
+    *clock.0.lock().unwrap() = utc("2026-11-29T04:00:00Z");
+    let (_, late) = exp
+        .catch_up(parking, clock.now(), Trigger::Schedule)
+        .await
+        .unwrap();
+    assert_eq!((late.partitions, late.rows), (1, 4));
+    assert_eq!(read_raw_parquet(&day28).len(), 4);
+    let modified: Vec<(String, DateTime<Utc>)> = fetch_all(
+        &store,
+        "SELECT partition, modified FROM export_files WHERE dataset = 'parking_occupancy' AND format = 'parquet' ORDER BY partition",
+    )
+    .await;
+    assert_eq!(
+        modified,
+        vec![
+            ("2026-11-27".to_string(), utc("2026-11-29T03:00:00Z")),
+            ("2026-11-28".to_string(), utc("2026-11-29T04:00:00Z")),
+        ]
+    );
+    // A day later, the 29th is due.
+    let due = exp.due(parking, utc("2026-11-30T03:00:00Z")).await.unwrap();
+    let keys: Vec<&str> = due.new.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["2026-11-29"]);
+
+    // The same files in pyarrow, DuckDB, pandas and GeoPandas.
+    let forbidden: Vec<String> = ALL_DEVICES.iter().map(|e| format!("{e:016x}")).collect();
+    let expected = json!({
+        "time_zone": "Europe/Berlin",
+        "forbidden": forbidden,
+        "datasets": [
+            {
+                "name": "parking_occupancy", "kind": "raw", "partition_key": "date",
+                "partitions": {"2026-11-26": 0, "2026-11-27": 1, "2026-11-28": 4},
+                "formats": ["parquet", "csv", "csv_excel"], "excel_csv": true,
+                "rows": [
+                    {"observed_at": "2026-11-28T10:00:00Z", "sensor_id": sensor(0xA01), "quantity": "occupied",
+                     "unit": "1", "value": 1.0, "lon": 7.4593, "lat": 51.5178, "partition": "2026-11-28"},
+                    {"observed_at": "2026-11-27T23:30:00Z", "sensor_id": sensor(0xA02), "quantity": "occupied",
+                     "unit": "1", "value": 0.0, "lon": 7.46, "lat": 51.518, "partition": "2026-11-28"},
+                    {"observed_at": "2026-11-28T12:00:00Z", "sensor_id": sensor(0xA01), "quantity": "occupied",
+                     "unit": "1", "value": 1.0, "partition": "2026-11-28"},
+                    {"observed_at": "2026-11-27T09:00:00Z", "sensor_id": sensor(0xA02), "quantity": "occupied",
+                     "unit": "1", "value": 1.0, "partition": "2026-11-27"}
+                ],
+                "bbox": [7.4, 51.5, 7.5, 51.6]
+            },
+            {
+                "name": "indoor_co2", "kind": "aggregated", "partition_key": "date",
+                "partitions": {"2026-11-26": 0, "2026-11-27": 0, "2026-11-28": 2},
+                "formats": ["parquet", "csv"],
+                "rows": [
+                    {"observed_at": "2026-11-28T10:00:00Z", "group_id": "rathaus", "quantity": "co2", "unit": "ppm",
+                     "agg": "avg", "value": 750.0, "count": 4, "lon": 7.4653, "lat": 51.5136},
+                    {"observed_at": "2026-11-28T10:00:00Z", "group_id": "rathaus", "quantity": "co2", "unit": "ppm",
+                     "agg": "max", "value": 900.0, "count": 4}
+                ],
+                "suppressed_groups": ["schule"]
+            }
+        ]
+    });
+    check_with_python_readers(&dir, &expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `tests/python/check_exports.py` with the readers' venv (`STADTPULS_PY_READERS`, set by
+/// `scripts/test`); fails with its output.
+fn check_with_python_readers(root: &Path, expected: &Value) {
+    let python = match std::env::var("STADTPULS_PY_READERS") {
+        Ok(p) if !p.is_empty() => p,
+        _ if std::env::var("STADTPULS_SKIP_PY_READERS").is_ok() => {
+            eprintln!("STADTPULS_SKIP_PY_READERS set: Python reader checks skipped");
+            return;
+        }
+        _ => panic!(
+            "STADTPULS_PY_READERS is not set: run scripts/test, or set it to the python of \
+             `tests/python/setup_venv.sh | tail -n1` (STADTPULS_SKIP_PY_READERS=1 skips)"
+        ),
+    };
+    // Outside ROOT: the checker scans every file under it for the forbidden strings.
+    let expected_path = root.with_extension("expected.json");
+    std::fs::write(&expected_path, serde_json::to_vec_pretty(expected).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_exports.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(root)
+        .arg(&expected_path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&expected_path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python readers failed:\n{text}");
+    eprintln!("{text}");
+}
