@@ -19,6 +19,12 @@ pub enum ApiError {
     /// The resource does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(String),
+    /// Too much of a limited resource is in use right now (e.g. every export slot); retry later.
+    #[error("busy: {detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// The database failed; details go to the log only.
     #[error("store: {0}")]
     Store(#[from] stadtpuls_store::StoreError),
@@ -60,6 +66,12 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 "Not Found",
                 format!("{what} not found"),
+                None,
+            ),
+            ApiError::Busy { detail, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                detail.clone(),
                 None,
             ),
             ApiError::Store(stadtpuls_store::StoreError::Invalid { field, problem }) => {
@@ -105,6 +117,15 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let ApiError::Busy {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(*retry_after_secs),
             );
         }
         response

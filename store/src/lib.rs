@@ -5,6 +5,7 @@ pub mod aggregates;
 pub mod buildings;
 pub mod clock;
 mod devices;
+pub mod exports;
 pub mod keys;
 pub mod live;
 pub mod opendata;
