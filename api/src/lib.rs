@@ -7,10 +7,12 @@ pub mod aggregates;
 pub mod auth;
 pub mod buildings;
 pub mod error;
+pub mod exports;
 pub mod geo;
 mod handlers;
 pub mod live;
 pub mod openapi;
+pub mod opendata;
 pub mod paging;
 pub mod params;
 pub mod parking;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub devices: registry_index::DeviceIndex,
     /// Committed readings for `/v1/stream`; [`serve`] feeds it from LISTEN/NOTIFY.
     pub live: live::LiveFeed,
+    /// Slots for `/v1/exports/…` downloads (`opendata.max_concurrent_exports`).
+    pub exports: exports::ExportPermits,
 }
 
 /// The full router with its middleware, and the OpenAPI document of its routes.
@@ -71,7 +76,18 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(CompressionLayer::new())
+        // Files served with byte ranges (open-data downloads) are sent as they are: gzip would
+        // drop Content-Length and Accept-Ranges and change the bytes their ETag names.
+        .layer(
+            CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                |_: axum::http::StatusCode,
+                 _: axum::http::Version,
+                 h: &axum::http::HeaderMap,
+                 _: &axum::http::Extensions| {
+                    !h.contains_key(axum::http::header::ACCEPT_RANGES)
+                },
+            )),
+        )
         .layer(cors(&state.settings.http.cors_allowed_origins))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -99,6 +115,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(parking::routes())
         .merge(buildings::routes())
         .merge(admin::routes())
+        .merge(exports::routes())
+        .merge(opendata::routes())
 }
 
 /// The OpenAPI document (as served at `/openapi.json`).

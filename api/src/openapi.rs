@@ -27,6 +27,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "devices", description = "Public sensors, their readings and aggregates"),
         (name = "buildings", description = "Building climate (API key scoped to a building, or admin)"),
         (name = "admin", description = "Registry administration and fleet health (admin key)"),
+        (name = "opendata", description = "Open data: DCAT-AP.de catalogue, datasets, export runs and files (public)"),
         (name = "operations", description = "Health, metrics and reference data"),
     ),
 )]
@@ -561,3 +562,213 @@ pub struct DeleteOutcome {
     pub deleted: String,
     pub devices_detached: u64,
 }
+
+// ---- open data ----------------------------------------------------------------------------------
+
+/// 406: none of the `Accept`ed media types can be served.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 406,
+    description = "None of the media types in `Accept` can be served",
+    content_type = "application/problem+json"
+)]
+pub struct NotAcceptable(pub Problem);
+
+/// 416: the byte range starts beyond the end of the file (`Content-Range: bytes */size`).
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 416,
+    description = "The range starts beyond the end of the file; `Content-Range: bytes */size`",
+    content_type = "application/problem+json"
+)]
+pub struct RangeNotSatisfiable(pub Problem);
+
+/// Filters of the export-run list.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OpendataRunsParams {
+    /// Only this dataset's runs.
+    #[param(example = "parking_occupancy")]
+    pub dataset: Option<String>,
+    /// At most this many runs, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// A time range `[start, end)`.
+#[derive(Debug, ToSchema)]
+pub struct OpendataPeriod {
+    pub start: String,
+    pub end: String,
+}
+
+/// A published data file.
+#[derive(Debug, ToSchema)]
+pub struct OpendataFile {
+    /// `parquet`, `csv` or `csv_excel`.
+    #[schema(example = "parquet")]
+    pub format: String,
+    /// `2026-11-28` (day) or `2026-11` (month).
+    pub partition: String,
+    /// Download URL (`/v1/opendata/files/…`).
+    pub url: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Lower-case hex; also the file's `ETag`.
+    pub sha256: String,
+    pub modified: String,
+}
+
+/// A recorded export run.
+#[derive(Debug, ToSchema)]
+pub struct OpendataRun {
+    pub id: i64,
+    pub dataset: String,
+    /// `schedule`, `catch_up`, `late_data` or `manual`.
+    pub trigger: String,
+    /// `running`, `ok`, `empty` or `failed`.
+    pub status: String,
+    pub window_start: String,
+    pub window_end: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub partitions: i32,
+    pub rows: i64,
+    pub bytes: i64,
+    pub error: Option<String>,
+}
+
+/// An open-data dataset with what has been published of it.
+#[derive(Debug, ToSchema)]
+pub struct OpendataDataset {
+    #[schema(example = "parking_occupancy")]
+    pub name: String,
+    /// The dataset's IRI in the catalogue (this resource).
+    pub url: String,
+    pub title_de: String,
+    pub title_en: String,
+    pub description_de: String,
+    pub description_en: String,
+    /// dcat-ap.de licence IRI.
+    #[schema(example = "http://dcat-ap.de/def/licenses/dl-zero-de/2.0")]
+    pub licence: String,
+    /// `raw`, `15m`, `1h` or `1d`.
+    pub aggregation: String,
+    /// `day` or `month`.
+    pub partitioning: String,
+    pub formats: Vec<String>,
+    /// Cron expression (city time zone).
+    pub schedule: String,
+    /// First partition start to last partition end; null before the first export.
+    pub temporal: Option<OpendataPeriod>,
+    pub modified: Option<String>,
+    /// Data rows over all partitions (counted once, not per format).
+    pub rows: u64,
+    /// Bytes of all files, every format.
+    pub bytes: u64,
+    /// `[min lon, min lat, max lon, max lat]` of the sensors or groups.
+    pub bbox: Option<Vec<f64>>,
+    pub last_run: Option<OpendataRun>,
+    pub manifest_url: String,
+    pub files: Vec<OpendataFile>,
+}
+
+/// All configured datasets.
+#[derive(Debug, ToSchema)]
+pub struct OpendataDatasetList {
+    pub items: Vec<OpendataDataset>,
+    pub total_count: u64,
+}
+
+/// Recorded export runs, newest first.
+#[derive(Debug, ToSchema)]
+pub struct OpendataRunList {
+    pub items: Vec<OpendataRun>,
+    pub total_count: u64,
+}
+
+/// A file of a manifest.
+#[derive(Debug, ToSchema)]
+pub struct OpendataManifestFile {
+    pub format: String,
+    /// Data files only.
+    pub partition: Option<String>,
+    /// Relative to the export directory.
+    pub path: String,
+    /// Download URL.
+    pub url: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub modified: String,
+    /// Data files only: the partition's window.
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// A dataset's manifest: its data files and its sensors (or groups) tables.
+#[derive(Debug, ToSchema)]
+pub struct OpendataManifest {
+    pub dataset: String,
+    pub modified: Option<String>,
+    pub files: Vec<OpendataManifestFile>,
+    pub sensors: Vec<OpendataManifestFile>,
+}
+
+// ---- exports --------------------------------------------------------------------------------------
+
+/// What `/v1/exports/readings.*` selects. Rows come ordered by DevEUI, quantity (in
+/// `/v1/quantities` order) and time; only located devices appear (public ones, and private ones
+/// too for an admin key); `lon`/`lat` are the device's current position.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// Quantity names (see `/v1/quantities`), repeated (`quantity=co2&quantity=temperature`)
+    /// and/or as a comma list; default every quantity.
+    #[param(example = json!(["temperature", "co2"]))]
+    pub quantity: Option<Vec<String>>,
+    /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees (or `lat`+`lon`+`radius`; `nearest` is
+    /// not accepted: an export is not ordered by distance).
+    #[param(example = "7.40,51.49,7.50,51.53")]
+    pub bbox: Option<String>,
+    /// Latitude of the centre, with `lon` and `radius`.
+    #[param(minimum = -90, maximum = 90)]
+    pub lat: Option<f64>,
+    /// Longitude of the centre.
+    #[param(minimum = -180, maximum = 180)]
+    pub lon: Option<f64>,
+    /// Radius in metres (geodesic), at most 100 000.
+    #[param(exclusive_minimum = 0, maximum = 100000)]
+    pub radius: Option<f64>,
+    /// Start (RFC 3339); default `to` minus one day. The window is at most 367 days; there is
+    /// no row limit.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End, exclusive (RFC 3339); default now.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Aggregate per device, quantity and bucket instead of raw readings: one row per non-empty
+    /// bucket, `bucket_start` on the shared grid (15m/1h aligned to UTC, 1d from local midnight
+    /// in the city's time zone); each bucket covers its whole span, also where it reaches
+    /// outside the window.
+    #[param(inline)]
+    pub bucket: Option<Bucket>,
+    /// With `bucket`: comma list of `avg`, `min`, `max`, `count` (columns always in that
+    /// order); default all four.
+    #[param(example = "avg,max,count")]
+    pub agg: Option<String>,
+}
+
+/// 503 of an export: every export slot is busy, or the database is unavailable.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 503,
+    description = "Every export slot is in use (`opendata.max_concurrent_exports`; retry after `Retry-After` seconds), or the database is unavailable",
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait (when every slot is in use)"))
+)]
+pub struct ExportUnavailable(pub Problem);
+
+/// A binary file.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryFile(pub Vec<u8>);

@@ -629,13 +629,11 @@ async fn etag_for(
                 .iter()
                 .any(|d| d.name == *name)
         });
-    if let Some(name) = dataset {
-        let recorded = st.store.export_files(name).await?;
-        if let Some(f) = recorded
-            .iter()
-            .find(|f| f.path == rel && u64::try_from(f.bytes).ok() == Some(size))
-        {
-            return Ok(format!("\"{}\"", f.sha256));
+    if dataset.is_some() {
+        if let Some(f) = st.store.export_file(rel).await? {
+            if u64::try_from(f.bytes).ok() == Some(size) {
+                return Ok(format!("\"{}\"", f.sha256));
+            }
         }
     }
     let (secs, nanos) = mtime.map_or((0, 0), |t| (t.timestamp(), t.timestamp_subsec_nanos()));

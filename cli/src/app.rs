@@ -5,6 +5,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use stadtpuls_api::AppState;
 use stadtpuls_config::Settings;
 use stadtpuls_ingest::{Clock, IngestContext, IngestHealth, SystemClock};
+use stadtpuls_opendata_export::export::Exporter;
 use stadtpuls_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Parts {
     pub ingest: bool,
     pub api: bool,
+    /// The open-data export scheduler (run it in one process of a deployment).
+    pub export: bool,
 }
 
 /// Connects to the database (and migrates when configured), with a clear message on failure.
@@ -74,6 +77,16 @@ pub async fn run(
         // Ingest: MQTT session + writer; returns after committing in-flight batches.
         tasks.spawn(async move { stadtpuls_ingest::run(ctx, sd).await.context("ingest") });
     }
+    if parts.export {
+        let exporter = Exporter::new(store.clone(), settings.clone(), clock.clone())
+            .context("open-data exporter")?;
+        let (sd, clock) = (shutdown.clone(), clock.clone());
+        // Export scheduler: catch-up, then each dataset on its cron schedule.
+        tasks.spawn(async move {
+            stadtpuls_opendata_export::scheduler::run(exporter, clock, sd).await;
+            Ok(())
+        });
+    }
     if parts.api {
         let listener = listener.context("the API needs a listener")?;
         let state = AppState {
@@ -84,6 +97,9 @@ pub async fn run(
             metrics,
             devices: Default::default(),
             live: Default::default(),
+            exports: stadtpuls_api::exports::ExportPermits::new(
+                settings.opendata.max_concurrent_exports,
+            ),
         };
         let sd = shutdown.clone();
         // HTTP API: graceful shutdown lets in-flight requests finish.

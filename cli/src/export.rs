@@ -85,7 +85,10 @@ pub async fn list(store: Store, settings: &Settings) -> anyhow::Result<()> {
                     r.trigger,
                     r.status,
                     r.rows,
-                    r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    r.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 )
             },
         );

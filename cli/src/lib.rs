@@ -4,6 +4,7 @@
 //! same functions in-process.
 
 pub mod app;
+pub mod export;
 pub mod keys;
 pub mod places;
 pub mod registry;

@@ -85,6 +85,29 @@ enum Command {
     },
     /// Print the API's OpenAPI 3.1 document (as served at /openapi.json).
     Openapi,
+    /// Open-data exports: run one by hand, list datasets and runs.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// Export a dataset: the partitions overlapping --from..--to, or without them whatever is
+    /// due now (missed partitions and partitions changed by late data).
+    Run {
+        #[arg(long)]
+        dataset: String,
+        /// Start of the window (RFC 3339); whole partitions are exported.
+        #[arg(long, requires = "to")]
+        from: Option<DateTime<Utc>>,
+        /// End of the window (RFC 3339, exclusive).
+        #[arg(long, requires = "from")]
+        to: Option<DateTime<Utc>>,
+    },
+    /// The configured datasets with their files and last run.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,14 +287,17 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
                 Command::Run => Parts {
                     ingest: true,
                     api: true,
+                    export: true,
                 },
                 Command::Ingest => Parts {
                     ingest: true,
                     api: false,
+                    export: false,
                 },
                 _ => Parts {
                     ingest: false,
                     api: true,
+                    export: false,
                 },
             };
             let listener = if parts.api {
@@ -384,6 +410,18 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> anyhow::Result<(
                 o.rooms
             );
             Ok(())
+        }
+        Command::Export {
+            command: ExportCommand::Run { dataset, from, to },
+        } => {
+            let store = app::connect_store(&settings).await?;
+            stadtpuls::export::run(store, settings.clone(), &dataset, from.zip(to)).await
+        }
+        Command::Export {
+            command: ExportCommand::List,
+        } => {
+            let store = app::connect_store(&settings).await?;
+            stadtpuls::export::list(store, &settings).await
         }
         Command::Reprocess {
             from,

@@ -180,6 +180,11 @@ impl Exporter {
         self.tz
     }
 
+    /// The configured datasets.
+    pub fn datasets(&self) -> &[DatasetSettings] {
+        &self.settings.opendata.datasets
+    }
+
     /// A configured dataset by name.
     pub fn dataset(&self, name: &str) -> Result<&DatasetSettings> {
         self.settings

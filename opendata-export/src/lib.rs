@@ -42,4 +42,6 @@ pub mod dcat;
 pub mod export;
 pub mod model;
 pub mod partition;
+pub mod published;
+pub mod scheduler;
 pub mod writer;

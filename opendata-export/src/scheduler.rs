@@ -119,7 +119,10 @@ mod tests {
             next_fire("0 0 3 1 * *", t("2026-11-29T03:00:00Z"), BERLIN),
             Some(t("2026-12-01T02:00:00Z"))
         );
-        assert_eq!(next_fire("not cron", t("2026-11-29T03:00:00Z"), BERLIN), None);
+        assert_eq!(
+            next_fire("not cron", t("2026-11-29T03:00:00Z"), BERLIN),
+            None
+        );
     }
 
     #[test]
@@ -132,8 +135,15 @@ mod tests {
             .unwrap()
         };
         let (a, b) = (ds("a"), ds("b"));
-        let next = vec![(t("2026-11-30T01:30:00Z"), &a), (t("2026-11-30T02:30:00Z"), &b)];
-        let names = |now| fired(&next, now).map(|d| d.name.clone()).collect::<Vec<_>>();
+        let next = vec![
+            (t("2026-11-30T01:30:00Z"), &a),
+            (t("2026-11-30T02:30:00Z"), &b),
+        ];
+        let names = |now| {
+            fired(&next, now)
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(t("2026-11-30T01:29:59Z")), Vec::<String>::new());
         assert_eq!(names(t("2026-11-30T01:30:00Z")), ["a"]);
         assert_eq!(names(t("2026-11-30T03:00:00Z")), ["a", "b"]);

@@ -40,6 +40,8 @@ CREATE TABLE export_files (
   window_end   timestamptz NOT NULL,
   PRIMARY KEY (dataset, partition, format)
 );
+-- File downloads look their ETag (the SHA-256) up by path.
+CREATE INDEX export_files_path ON export_files (path);
 
 -- Per dataset and partition: the source fingerprint at the last export (also for partitions
 -- that were empty, which have no files).

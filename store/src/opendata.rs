@@ -477,6 +477,18 @@ impl Store {
         .await?)
     }
 
+    /// The published file at `path` (relative to the export directory), if recorded.
+    pub async fn export_file(&self, path: &str) -> Result<Option<ExportFileRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT dataset, partition, format, path, rows, bytes, sha256, modified, window_start,
+                    window_end
+             FROM export_files WHERE path = $1",
+        )
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The newest runs (of one dataset, if given), newest first.
     pub async fn export_runs(&self, dataset: Option<&str>, limit: i64) -> Result<Vec<ExportRun>> {
         Ok(sqlx::query_as(

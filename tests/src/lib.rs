@@ -99,6 +99,8 @@ impl TestApp {
             Parts {
                 ingest: true,
                 api: true,
+                // Tests run exports themselves, at times they choose.
+                export: false,
             },
             Some(listener),
             Some(metrics()),

@@ -391,6 +391,13 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
     .await;
     assert_eq!(r.status(), 200);
 
+    // A client asking for gzip still gets the file as it is (size, ranges and ETag intact).
+    let r = get(&app, &url, &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(header(&r, "content-length"), size.to_string());
+    assert_eq!(header(&r, "accept-ranges"), "bytes");
+
     let r = get(&app, &url, &[("Range", "bytes=0-3")]).await;
     assert_eq!(r.status(), 206);
     assert_eq!(header(&r, "content-range"), format!("bytes 0-3/{size}"));
