@@ -153,6 +153,15 @@ pub struct DatasetSettings {
     /// Buildings whose devices (private ones included) this dataset may contain, aggregated.
     #[serde(default)]
     pub buildings: Vec<String>,
+    /// Parking sites (uids) whose devices this dataset is limited to; empty = no limit.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// The dataset's own publisher (`dct:publisher`), e.g. a municipal company; empty = the
+    /// catalogue's.
+    #[serde(default)]
+    pub publisher_name: String,
+    #[serde(default)]
+    pub publisher_url: String,
     #[serde(default = "default_aggregation")]
     pub aggregation: Aggregation,
     /// Aggregates of aggregated datasets.

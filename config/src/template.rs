@@ -178,6 +178,9 @@ political_geocoding_level_uri = "http://dcat-ap.de/def/politicalGeocoding/Level/
 # quantities = ["occupied", "free_spaces"]
 # kinds = ["parking_bay", "parking_counter"]  # empty = all kinds (counts as indoor data)
 # buildings = []                              # buildings whose devices may appear (aggregated)
+# sites = []                                  # only these parking sites' devices (uids); [] = all
+# publisher_name = ""                         # the dataset's own publisher; "" = the catalogue's
+# publisher_url = ""
 # aggregation = "raw"                         # raw, 15m, 1h or 1d
 # aggs = ["avg", "min", "max"]                # aggregated datasets
 # partitioning = "day"                        # day or month (city time zone)

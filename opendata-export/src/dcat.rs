@@ -365,7 +365,20 @@ fn add_dataset(
             checked("theme", format!("{DATA_THEME}{theme}"))?,
         );
     }
-    out.add(iri, dct("publisher"), shared.publisher.clone());
+    // A dataset may name its own publisher (e.g. a municipal company); else the catalogue's.
+    let own_publisher = settings.publisher_url.trim();
+    if own_publisher.is_empty() {
+        out.add(iri, dct("publisher"), shared.publisher.clone());
+    } else {
+        let publisher = checked("dataset publisher_url", own_publisher.to_string())?;
+        out.add(&publisher, known(rdf::TYPE.as_str()), foaf("Organization"));
+        let name = match settings.publisher_name.trim() {
+            "" => own_publisher,
+            name => name,
+        };
+        out.add(&publisher, foaf("name"), Literal::new_simple_literal(name));
+        out.add(iri, dct("publisher"), publisher);
+    }
     if let Some(contact) = &shared.contact {
         out.add(iri, dcat("contactPoint"), contact.clone());
     }
@@ -768,6 +781,9 @@ mod tests {
     fn dcatde_p(local: &str) -> String {
         format!("{DCATDE}{local}")
     }
+    fn foaf_p(local: &str) -> String {
+        format!("{FOAF}{local}")
+    }
 
     fn objects(graph: &Graph, subject: &str, predicate: &str) -> Vec<Term> {
         let mut found: Vec<Term> = graph
@@ -1150,6 +1166,20 @@ mod tests {
             ),
             plain("Stadt Dortmund, Umweltamt")
         );
+
+        // A dataset with its own publisher names it; the other keeps the catalogue's.
+        datasets[1].settings.publisher_name = "DEW21".into();
+        datasets[1].settings.publisher_url = "https://www.dew21.de".into();
+        let g = graph(&input(&catalog, &datasets)).expect("graph");
+        assert_eq!(
+            one(&g, AIR, &dct_p("publisher")),
+            node("https://www.dew21.de")
+        );
+        assert_eq!(
+            one(&g, "https://www.dew21.de", &foaf_p("name")),
+            plain("DEW21")
+        );
+        assert_eq!(one(&g, PARKING, &dct_p("publisher")), node(DORTMUND));
 
         let bad = CatalogInput {
             base_url: "not a url",

@@ -118,6 +118,7 @@ pub fn selection(ds: &DatasetSettings) -> Selection {
         kinds: ds.kinds.iter().filter_map(|k| kind(k)).collect(),
         buildings: ds.buildings.clone(),
         raw: ds.aggregation == Aggregation::Raw,
+        sites: ds.sites.clone(),
     }
 }
 

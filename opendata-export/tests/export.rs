@@ -119,7 +119,10 @@ async fn city() -> Store {
         .unwrap();
     store
         .import_devices(&[
-            device(0xA01, Bay, Public, Some((51.5178, 7.4593))),
+            NewDevice {
+                site_id: Some("hbf".into()),
+                ..device(0xA01, Bay, Public, Some((51.5178, 7.4593)))
+            },
             device(0xA02, Bay, Public, Some((51.518, 7.46))),
             device(0xA03, Bay, Private, Some((51.519, 7.461))),
             device(0xA04, Bay, Public, None),
@@ -374,6 +377,24 @@ async fn exports_catch_up_read_back_and_open_in_python_readers() {
         assert_eq!(f["bytes"], json!(std::fs::metadata(&path).unwrap().len()));
     }
     assert!(dir.join("meta/parking_occupancy/sensors.parquet").exists());
+
+    // A dataset limited to one parking site holds only that site's bay.
+    let mut hbf = dataset(PARKING);
+    hbf.name = "hbf_only".into();
+    hbf.sites = vec!["hbf".into()];
+    hbf.formats = vec![stadtpuls_config::ExportFormat::Csv];
+    let part = stadtpuls_opendata_export::partition::partition_of(
+        utc("2026-11-28T12:00:00Z"),
+        hbf.partitioning,
+        exp.time_zone(),
+    );
+    let outcome = exp.export_partition(&hbf, &part).await.unwrap();
+    assert_eq!(outcome.rows, 2);
+    let only =
+        std::fs::read_to_string(dir.join("dataset=hbf_only/date=2026-11-28/part-0.csv")).unwrap();
+    assert_eq!(only.matches(&sensor(0xA01)).count(), 2);
+    assert!(!only.contains(&sensor(0xA02)));
+    std::fs::remove_dir_all(dir.join("dataset=hbf_only")).unwrap();
 
     // Runs are recorded.
     let runs = store

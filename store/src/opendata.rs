@@ -34,6 +34,8 @@ pub struct Selection {
     pub buildings: Vec<String>,
     /// Raw datasets never contain building or indoor devices.
     pub raw: bool,
+    /// Only devices of these parking sites; empty = no limit.
+    pub sites: Vec<String>,
 }
 
 /// One reading of a raw dataset.
@@ -118,7 +120,7 @@ pub struct ExportRun {
 }
 
 /// The devices of a selection, as CTE `sel`. Parameters: $1 kinds (empty = all), $2 buildings,
-/// $3 raw?, $4 indoor kinds.
+/// $3 raw?, $4 indoor kinds, $5 sites (empty = all); the queries' own parameters start at $6.
 macro_rules! selection_cte {
     () => {
         "sel AS (
@@ -128,6 +130,7 @@ macro_rules! selection_cte {
       AND CASE WHEN d.building_id IS NULL THEN d.visibility = 'public'
                ELSE d.building_id = ANY($2::text[]) END
       AND NOT ($3 AND (d.building_id IS NOT NULL OR d.kind::text = ANY($4::text[])))
+      AND (cardinality($5::text[]) = 0 OR d.site_id = ANY($5::text[]))
 )"
     };
 }
@@ -168,27 +171,27 @@ const RAW_SQL: &str = concat!(
     "
 SELECT r.time, sel.sensor_id, r.quantity, r.value, sel.lon, sel.lat
 FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
-WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8
   AND sel.lat IS NOT NULL AND sel.lon IS NOT NULL
 ORDER BY sel.sensor_id, r.quantity, r.time"
 );
 
-/// $8 width, $9 day buckets?, $10 time zone, $11 minimum rooms/desks of an indoor cell.
+/// $9 width, $10 day buckets?, $11 time zone, $12 minimum rooms/desks of an indoor cell.
 const AGG_SQL: &str = concat!(
     "WITH ",
     selection_cte!(),
     ", ",
     group_cte!(),
     "
-SELECT CASE WHEN $9 THEN time_bucket($8::interval, r.time, $10)
-            ELSE time_bucket($8::interval, r.time) END AS bucket,
+SELECT CASE WHEN $10 THEN time_bucket($9::interval, r.time, $11)
+            ELSE time_bucket($9::interval, r.time) END AS bucket,
        g.group_id, r.quantity, count(*) AS count, avg(r.value) AS avg, min(r.value) AS min,
        max(r.value) AS max, g.glon AS lon, g.glat AS lat
 FROM grp g JOIN readings r ON r.dev_eui = g.dev_eui
-WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7
+WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8
   AND g.glat IS NOT NULL AND g.glon IS NOT NULL
 GROUP BY 1, g.group_id, r.quantity, g.glon, g.glat
-HAVING NOT bool_or(g.indoor) OR count(DISTINCT g.contributor) >= $11
+HAVING NOT bool_or(g.indoor) OR count(DISTINCT g.contributor) >= $12
 ORDER BY g.group_id, r.quantity, 1"
 );
 
@@ -201,7 +204,7 @@ SELECT count(*)::bigint,
        count(*)::text || ':' || coalesce(sum(r.value), 0)::text || ':'
          || coalesce(sum(extract(epoch FROM r.time)), 0)::text
 FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
-WHERE r.quantity = ANY($5) AND r.time >= $6 AND r.time < $7"
+WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8"
 );
 
 const RAW_SENSORS_SQL: &str = concat!(
@@ -210,7 +213,7 @@ const RAW_SENSORS_SQL: &str = concat!(
     "
 SELECT sel.sensor_id AS id, sel.kind::text AS kind, NULL::text AS name, sel.lon, sel.lat
 FROM sel
-WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = sel.dev_eui AND l.quantity = ANY($5))
+WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = sel.dev_eui AND l.quantity = ANY($6))
 ORDER BY sel.sensor_id"
 );
 
@@ -223,7 +226,7 @@ const GROUPS_SQL: &str = concat!(
 SELECT DISTINCT ON (g.group_id) g.group_id AS id, g.group_kind AS kind, g.group_name AS name,
        g.glon AS lon, g.glat AS lat
 FROM grp g
-WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.quantity = ANY($5))
+WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.quantity = ANY($6))
 ORDER BY g.group_id"
 );
 
@@ -232,6 +235,8 @@ fn kind_names(kinds: &[DeviceKind]) -> Vec<&'static str> {
 }
 
 impl Selection {
+    /// The selection's bind values, in parameter order ($1–$5, then the quantities as $6).
+    #[allow(clippy::type_complexity)]
     fn binds(
         &self,
     ) -> (
@@ -239,6 +244,7 @@ impl Selection {
         Vec<String>,
         bool,
         Vec<&'static str>,
+        Vec<String>,
         Vec<i16>,
     ) {
         (
@@ -246,6 +252,7 @@ impl Selection {
             self.buildings.clone(),
             self.raw,
             kind_names(&INDOOR_KINDS),
+            self.sites.clone(),
             self.quantities.iter().map(|q| q.id()).collect(),
         )
     }
@@ -271,13 +278,14 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<RawRow>>> {
-        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         chunked(self.pool.clone(), move |pool| {
             sqlx::query_as::<_, RawRow>(RAW_SQL)
                 .bind(kinds)
                 .bind(buildings)
                 .bind(raw)
                 .bind(indoor)
+                .bind(sites)
                 .bind(quantities)
                 .bind(from)
                 .bind(to)
@@ -297,7 +305,7 @@ impl Store {
         tz: &str,
         min_group: u32,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<AggRow>>> {
-        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         let tz = tz.to_string();
         let min_group = i64::from(min_group);
         chunked(self.pool.clone(), move |pool| {
@@ -306,6 +314,7 @@ impl Store {
                 .bind(buildings)
                 .bind(raw)
                 .bind(indoor)
+                .bind(sites)
                 .bind(quantities)
                 .bind(from)
                 .bind(to)
@@ -324,12 +333,13 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<(i64, String)> {
-        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         Ok(sqlx::query_as(FINGERPRINT_SQL)
             .bind(kinds)
             .bind(buildings)
             .bind(raw)
             .bind(indoor)
+            .bind(sites)
             .bind(quantities)
             .bind(from)
             .bind(to)
@@ -339,13 +349,14 @@ impl Store {
 
     /// The sensors (raw) or groups (aggregated) of a dataset that have data.
     pub async fn export_sensors(&self, sel: &Selection) -> Result<Vec<SensorRow>> {
-        let (kinds, buildings, raw, indoor, quantities) = sel.binds();
+        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         let sql = if sel.raw { RAW_SENSORS_SQL } else { GROUPS_SQL };
         Ok(sqlx::query_as(sql)
             .bind(kinds)
             .bind(buildings)
             .bind(raw)
             .bind(indoor)
+            .bind(sites)
             .bind(quantities)
             .fetch_all(&self.pool)
             .await?)
