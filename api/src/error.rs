@@ -25,12 +25,34 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u32,
     },
+    /// None of the representations the client accepts is available (e.g. the catalogue is
+    /// JSON-LD or Turtle).
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// A byte range outside a file of `size` bytes.
+    #[error("range not satisfiable in {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// Something that is not the caller's fault and not the database's (a file the server
+    /// wrote itself is unreadable, a response could not be built); details go to the log only.
+    #[error("internal: {context}: {cause}")]
+    Internal {
+        context: &'static str,
+        cause: String,
+    },
     /// The database failed; details go to the log only.
     #[error("store: {0}")]
     Store(#[from] stadtpuls_store::StoreError),
 }
 
 impl ApiError {
+    /// An [`ApiError::Internal`] with `cause` for the log.
+    pub fn internal(context: &'static str, cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal {
+            context,
+            cause: cause.to_string(),
+        }
+    }
+
     pub fn bad(param: &str, message: impl Into<String>) -> Self {
         ApiError::BadParam {
             param: param.to_string(),
@@ -74,6 +96,27 @@ impl IntoResponse for ApiError {
                 detail.clone(),
                 None,
             ),
+            ApiError::NotAcceptable(why) => (
+                StatusCode::NOT_ACCEPTABLE,
+                "Not Acceptable",
+                why.clone(),
+                None,
+            ),
+            ApiError::RangeNotSatisfiable { size } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "Range Not Satisfiable",
+                format!("the file has {size} bytes"),
+                None,
+            ),
+            ApiError::Internal { context, cause } => {
+                tracing::error!(error = %cause, "{context}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "internal error".to_string(),
+                    None,
+                )
+            }
             ApiError::Store(stadtpuls_store::StoreError::Invalid { field, problem }) => {
                 metrics::counter!("stadtpuls_api_bad_requests_total", "param" => field.to_string())
                     .increment(1);
@@ -126,6 +169,15 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        if let ApiError::RangeNotSatisfiable { size } = &self {
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            response.headers_mut().insert(
+                header::ACCEPT_RANGES,
+                header::HeaderValue::from_static("bytes"),
             );
         }
         response

@@ -58,29 +58,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     router
 }
 
-/// A problem+json answer with a status [`ApiError`] has no variant for (406, 416, 500 on a
-/// file-system failure), in the same shape.
-fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// 500 for a failure that must not reach the client; the cause goes to the log.
-fn internal(what: &str, error: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %error, "open data: {what}");
-    problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-}
-
 /// Where URLs and IRIs point: `opendata.base_url`, else `http.public_base_url`, else the
 /// request's host.
 fn base_url(st: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, ApiError> {
@@ -297,9 +274,8 @@ pub async fn catalog(
 ) -> Result<Response, ApiError> {
     Params::new(q).finish()?;
     let Some(rdf) = negotiate(&headers) else {
-        return Ok(problem(
-            StatusCode::NOT_ACCEPTABLE,
-            "the catalogue is available as application/ld+json or text/turtle",
+        return Err(ApiError::NotAcceptable(
+            "the catalogue is available as application/ld+json or text/turtle".into(),
         ));
     };
     let base = base_url(&st, &headers, &uri)?;
@@ -323,7 +299,7 @@ pub async fn catalog(
             text,
         )
             .into_response()),
-        Err(e) => Ok(internal("catalogue", e)),
+        Err(e) => Err(ApiError::internal("open data: catalogue", e)),
     }
 }
 
@@ -424,12 +400,12 @@ pub async fn manifest(
     let mut manifest: Value = match tokio::fs::read(&path).await {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(v) => v,
-            Err(e) => return Ok(internal("manifest is not JSON", e)),
+            Err(e) => return Err(ApiError::internal("open data: manifest is not JSON", e)),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             json!({ "dataset": ds.name, "modified": null, "files": [], "sensors": [] })
         }
-        Err(e) => return Ok(internal("manifest unreadable", e)),
+        Err(e) => return Err(ApiError::internal("open data: manifest unreadable", e)),
     };
     for key in ["files", "sensors"] {
         let Some(items) = manifest.get_mut(key).and_then(Value::as_array_mut) else {
@@ -748,10 +724,10 @@ pub async fn file(
         },
     };
     if not_modified {
-        return Ok(res
+        return res
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())
-            .unwrap_or_else(|e| internal("304 response", e)));
+            .map_err(|e| ApiError::internal("open data: 304 response", e));
     }
 
     // If-Range: the range only applies to the version the client already has part of.
@@ -769,18 +745,7 @@ pub async fn file(
         _ => Ranged::Whole,
     };
     let built = match ranged {
-        Ranged::Unsatisfiable => {
-            let mut r = problem(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                &format!("the file has {size} bytes"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            r.headers_mut()
-                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            return Ok(r);
-        }
+        Ranged::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size }),
         Ranged::Whole => res
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
@@ -788,7 +753,7 @@ pub async fn file(
             .body(stream(f, size)),
         Ranged::Part(start, end) => {
             if let Err(e) = f.seek(std::io::SeekFrom::Start(start)).await {
-                return Ok(internal("seek", e));
+                return Err(ApiError::internal("open data: seek", e));
             }
             let len = end - start + 1;
             res.status(StatusCode::PARTIAL_CONTENT)
@@ -798,7 +763,7 @@ pub async fn file(
                 .body(stream(f, len))
         }
     };
-    Ok(built.unwrap_or_else(|e| internal("file response", e)))
+    built.map_err(|e| ApiError::internal("open data: file response", e))
 }
 
 #[cfg(test)]
