@@ -8,6 +8,8 @@ pub mod auth;
 pub mod buildings;
 pub mod error;
 pub mod exports;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 mod handlers;
 pub mod live;
@@ -169,6 +171,25 @@ async fn record_http_metrics(
     metrics::histogram!("stadtpuls_http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// `/health` and `/metrics` only, for a process without the API (`stadtpuls ingest` with
+/// `ingest.ops_listen`): the same handlers as the API's, nothing else.
+pub async fn serve_ops(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/health", axum::routing::get(handlers::health))
+        .route("/metrics", axum::routing::get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .with_state(state);
+    tracing::info!(%addr, "health and metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled (graceful: in-flight requests finish).

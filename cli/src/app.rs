@@ -87,8 +87,15 @@ pub async fn run(
             Ok(())
         });
     }
-    if parts.api {
-        let listener = listener.context("the API needs a listener")?;
+    let ops = match settings.ops_listen_addr()? {
+        Some(addr) if parts.ingest && !parts.api => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (ingest.ops_listen)"))?,
+        ),
+        _ => None,
+    };
+    if parts.api || ops.is_some() {
         let state = AppState {
             store,
             settings: settings.clone(),
@@ -102,12 +109,22 @@ pub async fn run(
             ),
         };
         let sd = shutdown.clone();
-        // HTTP API: graceful shutdown lets in-flight requests finish.
-        tasks.spawn(async move {
-            stadtpuls_api::serve(listener, state, sd)
-                .await
-                .context("HTTP server")
-        });
+        if let Some(ops) = ops {
+            // Standalone ingest: health and metrics only.
+            tasks.spawn(async move {
+                stadtpuls_api::serve_ops(ops, state, sd)
+                    .await
+                    .context("health/metrics server")
+            });
+        } else {
+            let listener = listener.context("the API needs a listener")?;
+            // HTTP API: graceful shutdown lets in-flight requests finish.
+            tasks.spawn(async move {
+                stadtpuls_api::serve(listener, state, sd)
+                    .await
+                    .context("HTTP server")
+            });
+        }
     }
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {

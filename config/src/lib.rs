@@ -218,6 +218,9 @@ pub struct IngestSettings {
     pub store_simulated: bool,
     /// How often registry changes (codecs set by `devices import`) are picked up.
     pub registry_refresh_ms: u64,
+    /// Address for `/health` and `/metrics` of a standalone `stadtpuls ingest` process, e.g.
+    /// `127.0.0.1:9091` (empty = none). `run` serves both on the API's address instead.
+    pub ops_listen: String,
 }
 
 impl Default for IngestSettings {
@@ -230,6 +233,7 @@ impl Default for IngestSettings {
             max_payload_bytes: 256 * 1024,
             store_simulated: false,
             registry_refresh_ms: 5000,
+            ops_listen: String::new(),
         }
     }
 }
@@ -643,6 +647,9 @@ impl Settings {
                 "must be at least 100".into(),
             ));
         }
+        if !self.ingest.ops_listen.is_empty() {
+            self.ops_listen_addr()?;
+        }
         if self.ingest.channel_capacity < self.ingest.batch_max_messages {
             return Err(bad(
                 "ingest.channel_capacity",
@@ -707,6 +714,24 @@ impl Settings {
     }
 
     /// The parsed `http.listen` address.
+    /// `ingest.ops_listen` as an address (`None` when empty).
+    pub fn ops_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.ingest.ops_listen.is_empty() {
+            return Ok(None);
+        }
+        self.ingest
+            .ops_listen
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                key: "ingest.ops_listen".into(),
+                problem: format!(
+                    "'{}' is not an address like 127.0.0.1:9091",
+                    self.ingest.ops_listen
+                ),
+            })
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.http.listen.parse().map_err(|_| ConfigError::Invalid {
             key: "http.listen".into(),

@@ -74,6 +74,9 @@ max_payload_bytes = 262144
 store_simulated = false
 # How often registry changes (e.g. codecs set by `stadtpuls devices import`) reach the ingest.
 registry_refresh_ms = 5000
+# /health and /metrics of a standalone `stadtpuls ingest` (e.g. "127.0.0.1:9091"; "" = off).
+# `stadtpuls run` serves them on http.listen.
+ops_listen = ""
 
 [http]
 listen = "127.0.0.1:8080"

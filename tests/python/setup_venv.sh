@@ -3,7 +3,9 @@
 # tests/python/check_exports.py needs. Idempotent: pip runs only when the venv is missing or
 # requirements.txt (or the Python version) changed since the last successful install.
 #
-#   tests/python/setup_venv.sh [VENV_DIR]        (default target/py-readers)
+#   tests/python/setup_venv.sh [VENV_DIR] [REQUIREMENTS]
+#       (defaults target/py-readers and tests/python/requirements.txt; scripts/bench passes
+#        bench/python/requirements.txt)
 #
 # Progress goes to stderr; the last line on stdout is the venv's python, so
 #   STADTPULS_PY_READERS=$(tests/python/setup_venv.sh)
@@ -12,7 +14,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:-target/py-readers}"
-req="$here/requirements.txt"
+req="${2:-$here/requirements.txt}"
 py="${PYTHON:-python3}"
 
 log() { printf '[py-readers] %s\n' "$*" >&2; }
