@@ -486,7 +486,7 @@ fn percent_decode(raw: &str) -> Option<Vec<u8>> {
 /// The requested file path relative to the output directory, decoded and checked: 400 for
 /// anything that could address another directory (`..`, `.`, empty segments, an absolute
 /// path, backslashes, NUL, bad escapes), 404 for hidden names (temporary files and the like).
-fn relative_path(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn relative_path(raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::bad("path", why.to_string());
     let decoded = percent_decode(raw).ok_or_else(|| bad("invalid percent-encoding"))?;
     let path = String::from_utf8(decoded).map_err(|_| bad("not UTF-8"))?;
@@ -538,7 +538,7 @@ fn none_match(v: &HeaderValue, etag: &str) -> bool {
 
 /// What `Range` asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Ranged {
+pub enum Ranged {
     /// Absent, not `bytes`, several ranges or malformed: the whole file (RFC 9110 allows a
     /// server to ignore `Range`).
     Whole,
@@ -547,7 +547,7 @@ enum Ranged {
     Unsatisfiable,
 }
 
-fn parse_range(v: &str, size: u64) -> Ranged {
+pub(crate) fn parse_range(v: &str, size: u64) -> Ranged {
     let Some((unit, spec)) = v.split_once('=') else {
         return Ranged::Whole;
     };

@@ -1,0 +1,7 @@
+//! ChirpStack v3 uplinks and events (both JSON marshalers). Input: the MQTT payload, or `topic\0payload`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use stadtpuls_gateways::Dialect;
+
+fuzz_target!(|data: &[u8]| stadtpuls_fuzz::network_server(Dialect::ChirpstackV3, data));
