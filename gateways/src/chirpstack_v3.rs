@@ -184,11 +184,13 @@ fn up(msg: &Value, topic: &ChirpstackTopic<'_>, ctx: &Ctx<'_>) -> Result<Uplink,
 
     let decoded = match ev.object_json.as_deref().map(str::trim) {
         Some(text) if !text.is_empty() => {
-            let parsed: Value =
-                serde_json::from_str(text).map_err(|e| DecodeError::InvalidField {
+            let parsed = wire::parse_json(text).map_err(|e| match e {
+                DecodeError::InvalidJson(problem) => DecodeError::InvalidField {
                     field: "objectJSON",
-                    problem: e.to_string(),
-                })?;
+                    problem,
+                },
+                other => other,
+            })?;
             wire::non_empty_object(Some(parsed))
         }
         _ => wire::non_empty_object(ev.object),

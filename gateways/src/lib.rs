@@ -99,6 +99,12 @@ pub enum DecodeError {
     /// The payload is not valid JSON (or not UTF-8).
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+    /// An object names the same key twice: which value counts depends on the parser.
+    #[error("duplicate key {0}")]
+    DuplicateKey(String),
+    /// A string or key holds U+0000, which PostgreSQL text and jsonb cannot store.
+    #[error("U+0000 in '{0}', which cannot be stored")]
+    NulCharacter(String),
     /// Valid JSON, but not an object at the top level.
     #[error("expected a JSON object at the top level")]
     NotAnObject,
@@ -136,6 +142,8 @@ impl DecodeError {
     pub fn reason(&self) -> &'static str {
         match self {
             DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::DuplicateKey(_) => "duplicate_key",
+            DecodeError::NulCharacter(_) => "nul_character",
             DecodeError::NotAnObject => "not_an_object",
             DecodeError::MissingField(_) => "missing_field",
             DecodeError::InvalidField { .. } => "invalid_field",

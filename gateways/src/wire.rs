@@ -21,12 +21,110 @@ pub(crate) struct Ctx<'a> {
 pub(crate) fn parse_object(payload: &[u8]) -> Result<Value, DecodeError> {
     let text = std::str::from_utf8(payload)
         .map_err(|e| DecodeError::InvalidJson(format!("not UTF-8: {e}")))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let value = parse_json(text)?;
     if value.is_object() {
         Ok(value)
     } else {
         Err(DecodeError::NotAnObject)
+    }
+}
+
+/// Parses JSON text, stricter than `serde_json::from_str`: an object with a key twice is
+/// `DuplicateKey` (parsers disagree on which value counts), a U+0000 in any string or key is
+/// `NulCharacter` (PostgreSQL text and jsonb cannot store it).
+pub(crate) fn parse_json(text: &str) -> Result<Value, DecodeError> {
+    use serde_json::error::Category;
+    let Strict(value) = serde_json::from_str(text).map_err(|e| match e.classify() {
+        // `Strict` accepts every JSON type, so its only data error is a duplicate key.
+        Category::Data => DecodeError::DuplicateKey(e.to_string()),
+        _ => DecodeError::InvalidJson(e.to_string()),
+    })?;
+    let mut path = Vec::new();
+    if has_nul(&value, &mut path) {
+        let path = path.join(".");
+        return Err(DecodeError::NulCharacter(path.chars().take(200).collect()));
+    }
+    Ok(value)
+}
+
+/// True if a string or key in `value` holds U+0000; `path` is then the way to it (keys escaped).
+fn has_nul(value: &Value, path: &mut Vec<String>) -> bool {
+    let visit = |path: &mut Vec<String>, segment: String, own: bool, inner: &Value| {
+        path.push(segment);
+        let found = own || has_nul(inner, path);
+        if !found {
+            path.pop();
+        }
+        found
+    };
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => {
+            (items.iter().enumerate()).any(|(i, v)| visit(path, i.to_string(), false, v))
+        }
+        Value::Object(map) => (map.iter())
+            .any(|(k, v)| visit(path, k.escape_debug().to_string(), k.contains('\0'), v)),
+        _ => false,
+    }
+}
+
+/// A JSON value built like `serde_json::Value`, but a repeated object key is an error.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // As `serde_json::Value` does; the parser yields only finite floats anyway.
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                let key = crate::model::truncate_for_error(&key);
+                return Err(serde::de::Error::custom(format!("{key:?}")));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -241,6 +339,44 @@ mod tests {
         assert!(time_opt("t", Some("2024-06-02T00:00:00Z"), now())
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn json_with_duplicate_keys_or_nul_characters_is_rejected() {
+        let cases = [
+            (
+                r#"{"a":1,"a":2}"#,
+                DecodeError::DuplicateKey(r#""a" at line 1 column 13"#.into()),
+            ),
+            (
+                r#"{"a":[{"b":1,"c":{"b":2,"b":3}}]}"#,
+                DecodeError::DuplicateKey(r#""b" at line 1 column 30"#.into()),
+            ),
+            (
+                r#"{"a":[1,{"b":"x\u0000"}]}"#,
+                DecodeError::NulCharacter("a.1.b".into()),
+            ),
+            (
+                r#"{"a":{"k\u0000":1}}"#,
+                DecodeError::NulCharacter("a.k\\0".into()),
+            ),
+            (
+                r#"{"a":1,}"#,
+                DecodeError::InvalidJson("trailing comma at line 1 column 8".into()),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_json(text), Err(want), "{text}");
+        }
+        // The same key in sibling objects is fine; values are those serde_json gives.
+        let ok = r#"{"a":[{"b":1.5},{"b":-2}],"c":18446744073709551615,"d":[null,true,"\u00e9"]}"#;
+        assert_eq!(
+            parse_json(ok).unwrap(),
+            serde_json::from_str::<Value>(ok).unwrap()
+        );
+        // serde_json's recursion limit still applies.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(parse_json(&deep).unwrap_err().reason(), "invalid_json");
     }
 
     #[test]

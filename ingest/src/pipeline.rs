@@ -260,6 +260,18 @@ mod tests {
                 "topic_mismatch",
             ),
             ("somewhere/else", b"{\"hello\":1}", 1024, "unknown_dialect"),
+            (
+                "application/a/device/0102030405060708/event/up",
+                b"{\"deduplicationId\":\"a\",\"deduplicationId\":\"b\"}",
+                1024,
+                "duplicate_key",
+            ),
+            (
+                "application/a/device/0102030405060708/event/up",
+                b"{\"deviceInfo\":{\"deviceName\":\"a\\u0000\"}}",
+                1024,
+                "nul_character",
+            ),
         ];
         for (topic, payload, max, reason) in cases {
             match run(&msg(topic, payload), *max, false) {
