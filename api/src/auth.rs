@@ -289,6 +289,7 @@ mod tests {
             metrics: None,
             devices: Default::default(),
             live: Default::default(),
+            parking: Default::default(),
             exports: crate::exports::ExportPermits::new(1),
         };
         let router = Router::new()

@@ -55,6 +55,8 @@ pub struct AppState {
     pub devices: registry_index::DeviceIndex,
     /// Committed readings for `/v1/stream`; [`serve`] feeds it from LISTEN/NOTIFY.
     pub live: live::LiveFeed,
+    /// Parking sites with realtime signals, shared for `http.parking_cache_ms`.
+    pub parking: parking::ParkingCache,
     /// Slots for `/v1/exports/…` downloads (`opendata.max_concurrent_exports`).
     pub exports: exports::ExportPermits,
 }

@@ -5,8 +5,11 @@
 //! without realtime data has `has_realtime_data: false` and *no* `realtime_*` keys at all (as
 //! ParkAPI serves it), rather than nulls. "Now" is always `st.clock.now()`.
 //!
-//! Geo selection builds a [`GeoIndex`] per request: a city has tens of sites and at most a few
-//! thousand bays, and one bulk load of that costs far less than the database round trip.
+//! Site lists (`/v1/parking/sites`, `…/search`) answer from a [`ParkingCache`]: the sites, their
+//! realtime signals and a [`GeoIndex`] over them, rebuilt by one request at a time when older
+//! than `http.parking_cache_ms` (default 1 s; sensors report every few minutes). Computing the
+//! signals reads every bay's latest value, which at a city app's request rate would cost more
+//! than the machine has. Spots and single sites still query per request.
 
 use crate::error::ApiError;
 use crate::geo::round_m;
@@ -156,27 +159,78 @@ pub async fn sites_search(
     Ok(Json(page_json(&st, &headers, &uri, all, page)))
 }
 
+/// Sites, their realtime signals at `now`, and a geo index over them.
+#[derive(Debug)]
+pub struct ParkingSnapshot {
+    taken: std::time::Instant,
+    now: DateTime<Utc>,
+    sites: HashMap<String, ParkingSite>,
+    signals: HashMap<String, SiteSignals>,
+    index: GeoIndex<String>,
+}
+
+/// The shared snapshot behind the site lists; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct ParkingCache(
+    std::sync::Arc<tokio::sync::Mutex<Option<std::sync::Arc<ParkingSnapshot>>>>,
+);
+
+impl ParkingCache {
+    /// The snapshot, rebuilt when older than `ttl` (wall clock and `now` alike: an injected
+    /// clock that jumps also rebuilds it). `ttl` zero = always rebuild. The lock makes
+    /// concurrent requests wait for one rebuild instead of running it each.
+    async fn get(
+        &self,
+        st: &AppState,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<std::sync::Arc<ParkingSnapshot>, ApiError> {
+        let mut slot = self.0.lock().await;
+        if let Some(s) = slot.as_ref() {
+            let age = now - s.now;
+            if s.taken.elapsed() < ttl
+                && age >= chrono::TimeDelta::zero()
+                && age.to_std().is_ok_and(|a| a < ttl)
+            {
+                return Ok(s.clone());
+            }
+        }
+        let w = windows(st);
+        let sites = st.store.parking_sites().await?;
+        let signals: HashMap<String, SiteSignals> = st
+            .store
+            .parking_signals(None, now, &w)
+            .await?
+            .into_iter()
+            .map(|s| (s.site_uid.clone(), s))
+            .collect();
+        let index = GeoIndex::new(sites.iter().map(|s| (s.uid.clone(), s.lat, s.lon)));
+        let snap = std::sync::Arc::new(ParkingSnapshot {
+            taken: std::time::Instant::now(),
+            now,
+            sites: sites.into_iter().map(|s| (s.uid.clone(), s)).collect(),
+            signals,
+            index,
+        });
+        *slot = Some(snap.clone());
+        Ok(snap)
+    }
+}
+
 /// Every site the geo query selects, as ParkAPI items, in the query's order.
 async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError> {
     let now = st.clock.now();
     let w = windows(st);
-    let all = st.store.parking_sites().await?;
-    let signals: HashMap<String, SiteSignals> = st
-        .store
-        .parking_signals(None, now, &w)
-        .await?
-        .into_iter()
-        .map(|s| (s.site_uid.clone(), s))
-        .collect();
-    let by_uid: HashMap<&str, &ParkingSite> = all.iter().map(|s| (s.uid.as_str(), s)).collect();
-    let index = GeoIndex::new(all.iter().map(|s| (s.uid.as_str(), s.lat, s.lon)));
-    let items: Vec<Value> = index
+    let ttl = std::time::Duration::from_millis(st.settings.http.parking_cache_ms);
+    let snap = st.parking.get(st, now, ttl).await?;
+    let items: Vec<Value> = snap
+        .index
         .query(geo)
         .iter()
         .filter_map(|hit| {
-            let site = by_uid.get(hit.id)?;
+            let site = snap.sites.get(&hit.id)?;
             let none = SiteSignals::none(&site.uid);
-            let s = signals.get(&site.uid).unwrap_or(&none);
+            let s = snap.signals.get(&site.uid).unwrap_or(&none);
             let mut v = site_json(site, s, now, &w);
             if let Some(m) = hit.distance_m {
                 v["distance_m"] = json!(round_m(m));

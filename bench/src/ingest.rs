@@ -109,8 +109,19 @@ pub async fn run_matrix(b: &Bench, db: &Db) -> Result<Vec<IngestRun>> {
                     System::BrokerOnly => broker_only(&broker, &msgs).await,
                     System::Stadtpuls => {
                         let url = db.fresh_empty(&format!("bench_ingest_{k}")).await?;
-                        let r =
-                            stadtpuls(b, db, &broker, &url, &msgs, k, "empty", base_time(0)).await;
+                        let r = stadtpuls(
+                            b,
+                            db,
+                            &broker,
+                            Dest {
+                                url: &url,
+                                table: "empty",
+                                since: base_time(0),
+                            },
+                            &msgs,
+                            k,
+                        )
+                        .await;
                         db.drop(&format!("bench_ingest_{k}")).await?;
                         r
                     }
@@ -150,16 +161,19 @@ pub async fn run_big(b: &Bench, db: &Db) -> Result<Vec<IngestRun>> {
         let k = 100 + run as u32;
         let msgs = workload::uplinks(b.uplinks, &devices, base_time(k), k);
         let broker = Broker::start(&b.work, 1000).await?;
-        db.exec_on(&db.city_url(), "TRUNCATE uplinks").await?;
+        let city = db.city_url();
+        db.exec_on(&city, "TRUNCATE uplinks").await?;
         let r = stadtpuls(
             b,
             db,
             &broker,
-            &db.city_url(),
+            Dest {
+                url: &city,
+                table: "100M",
+                since: base_time(k),
+            },
             &msgs,
             k,
-            "100M",
-            base_time(k),
         )
         .await?;
         broker.stop().await?;
@@ -228,16 +242,27 @@ async fn wait_stored(
     }
 }
 
+/// Where a Stadtpuls run writes: the database, how the report names its table, and the
+/// earliest time of the run's uplinks (for counting what it stored).
+struct Dest<'a> {
+    url: &'a str,
+    table: &'static str,
+    since: DateTime<Utc>,
+}
+
 async fn stadtpuls(
     b: &Bench,
     db: &Db,
     broker: &Broker,
-    url: &str,
+    dest: Dest<'_>,
     msgs: &[Msg],
     k: u32,
-    table: &'static str,
-    base: DateTime<Utc>,
 ) -> Result<IngestRun> {
+    let Dest {
+        url,
+        table,
+        since: base,
+    } = dest;
     let n = msgs.len() as u64;
     let cfg = b.bin.config(
         &format!("ingest-{k}"),

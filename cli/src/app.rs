@@ -104,6 +104,7 @@ pub async fn run(
             metrics,
             devices: Default::default(),
             live: Default::default(),
+            parking: Default::default(),
             exports: stadtpuls_api::exports::ExportPermits::new(
                 settings.opendata.max_concurrent_exports,
             ),

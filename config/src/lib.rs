@@ -212,6 +212,9 @@ pub struct IngestSettings {
     pub batch_linger_ms: u64,
     /// …or when its oldest message waited this long.
     pub batch_max_wait_ms: u64,
+    /// Batches committed concurrently (one collects while others commit); each needs a
+    /// database connection.
+    pub writers: usize,
     /// Payloads larger than this are dead-lettered (reason `payload_too_large`).
     pub max_payload_bytes: usize,
     /// Accept readings of TTS `simulated` uplinks (console test messages).
@@ -230,6 +233,7 @@ impl Default for IngestSettings {
             batch_max_messages: 500,
             batch_linger_ms: 5,
             batch_max_wait_ms: 200,
+            writers: 2,
             max_payload_bytes: 256 * 1024,
             store_simulated: false,
             registry_refresh_ms: 5000,
@@ -251,6 +255,9 @@ pub struct HttpSettings {
     pub max_page_size: u32,
     /// Origins allowed to call the API from a browser (`*` = any). Empty = no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// How long parking site lists reuse one snapshot of the sites' realtime signals
+    /// (0 = compute per request).
+    pub parking_cache_ms: u64,
     /// Requests per second one client (address) may make (0 = no limit)…
     pub rate_limit_per_second: u32,
     /// …with bursts up to this many.
@@ -268,6 +275,7 @@ impl Default for HttpSettings {
             request_timeout_secs: 30,
             max_page_size: 10_000,
             cors_allowed_origins: vec!["*".into()],
+            parking_cache_ms: 1000,
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
             trusted_proxies: Vec::new(),
@@ -639,6 +647,12 @@ impl Settings {
             return Err(bad(
                 "ingest.batch_max_messages",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.ingest.writers == 0 || self.ingest.writers as u32 >= self.database.max_connections {
+            return Err(bad(
+                "ingest.writers",
+                "must be at least 1 and below database.max_connections".into(),
             ));
         }
         if self.ingest.registry_refresh_ms < 100 {

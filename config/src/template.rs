@@ -68,6 +68,9 @@ channel_capacity = 2048
 batch_max_messages = 500
 batch_linger_ms = 5
 batch_max_wait_ms = 200
+# Batches committed concurrently: one is collected and decoded while others commit. Each takes
+# a database connection (keep it below database.max_connections).
+writers = 2
 # Larger payloads are dead-lettered with reason payload_too_large.
 max_payload_bytes = 262144
 # Store readings of The Things Stack "simulated" uplinks (console test messages).
@@ -85,6 +88,9 @@ public_base_url = ""
 max_body_bytes = 1048576
 request_timeout_secs = 30
 max_page_size = 10000
+# Parking site lists reuse one snapshot of the sites' realtime occupancy for this long
+# (sensors report every few minutes; 0 = compute per request).
+parking_cache_ms = 1000
 # Origins allowed to call the API from browser apps ("*" = any); [] = no CORS headers.
 cors_allowed_origins = ["*"]
 # Requests per second (and burst) one client address may make; 0 = no limit.

@@ -6,78 +6,115 @@ use crate::mqtt::{Acker, InboundMessage};
 use crate::pipeline::{self, Steps};
 use crate::{CommittedReading, IngestContext, IngestError};
 use stadtpuls_store::{Batch, BatchOutcome, DeadLetter, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Collects and commits batches until `shutdown`; then commits what it already holds and what
 /// is waiting in the channel, acknowledges it, and returns.
+///
+/// `ingest.writers` tasks share the channel: one collects the next batch while others wait for
+/// their commit, so decoding, the database's work and the round trips overlap instead of taking
+/// turns (with a single writer the database idles while a batch is collected, and the other way
+/// round). Each batch is still one transaction, acknowledged only after its commit; rows are
+/// written in a fixed key order so that concurrent batches cannot deadlock.
 pub async fn run(
     ctx: IngestContext,
     directory: Directory,
-    mut rx: mpsc::Receiver<InboundMessage>,
+    rx: mpsc::Receiver<InboundMessage>,
     acker: Acker,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let s = &ctx.settings.ingest;
-    let max = s.batch_max_messages;
-    let linger = Duration::from_millis(s.batch_linger_ms);
-    let max_wait = Duration::from_millis(s.batch_max_wait_ms);
     if let Err(e) = directory.refresh(&ctx.store).await {
         tracing::warn!(error = %e, "initial device directory load failed; retrying in the background");
     }
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
-        };
-        let deadline = Instant::now() + max_wait;
-        let mut msgs = Vec::with_capacity(max.min(1024));
-        msgs.push(first);
-        while msgs.len() < max {
-            // Take what is already waiting without sleeping.
-            match rx.try_recv() {
-                Ok(m) => {
-                    msgs.push(m);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {}
-            }
-            let wait = linger.min(deadline.saturating_duration_since(Instant::now()));
-            if wait.is_zero() {
-                break;
-            }
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(m)) => msgs.push(m),
-                Ok(None) | Err(_) => break,
-            }
+    let rx = Arc::new(Mutex::new(rx));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..ctx.settings.ingest.writers.max(1) {
+        writers.spawn(writer_loop(
+            ctx.clone(),
+            directory.clone(),
+            rx.clone(),
+            acker.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while let Some(done) = writers.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a writer task failed");
         }
-        commit(&ctx, &directory, &acker, msgs, &shutdown).await;
-    }
-    // Shutdown: commit what is already queued, once, then stop taking more.
-    let mut rest = Vec::new();
-    while let Ok(m) = rx.try_recv() {
-        rest.push(m);
-    }
-    for chunk in chunk_owned(rest, max) {
-        commit(&ctx, &directory, &acker, chunk, &shutdown).await;
     }
     Ok(())
 }
 
-fn chunk_owned<T>(mut v: Vec<T>, n: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    while v.len() > n {
-        let tail = v.split_off(n);
-        out.push(v);
-        v = tail;
+async fn writer_loop(
+    ctx: IngestContext,
+    directory: Directory,
+    rx: Arc<Mutex<mpsc::Receiver<InboundMessage>>>,
+    acker: Acker,
+    shutdown: CancellationToken,
+) {
+    let s = &ctx.settings.ingest;
+    let max = s.batch_max_messages;
+    let linger = Duration::from_millis(s.batch_linger_ms);
+    let max_wait = Duration::from_millis(s.batch_max_wait_ms);
+    loop {
+        // Only one writer collects at a time, so a batch is a contiguous run of messages.
+        let msgs = {
+            let mut rx = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                g = rx.lock() => g,
+            };
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = rx.recv() => match m { Some(m) => m, None => return },
+            };
+            let deadline = Instant::now() + max_wait;
+            let mut msgs = Vec::with_capacity(max.min(1024));
+            msgs.push(first);
+            while msgs.len() < max {
+                // Take what is already waiting without sleeping.
+                match rx.try_recv() {
+                    Ok(m) => {
+                        msgs.push(m);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+                let wait = linger.min(deadline.saturating_duration_since(Instant::now()));
+                if wait.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(m)) => msgs.push(m),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            msgs
+        };
+        commit(&ctx, &directory, &acker, msgs, &shutdown).await;
     }
-    if !v.is_empty() {
-        out.push(v);
+    // Shutdown: commit what is already queued, once, then stop taking more.
+    loop {
+        let chunk: Vec<InboundMessage> = {
+            let mut rx = rx.lock().await;
+            let mut chunk = Vec::new();
+            while chunk.len() < max {
+                match rx.try_recv() {
+                    Ok(m) => chunk.push(m),
+                    Err(_) => break,
+                }
+            }
+            chunk
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        commit(&ctx, &directory, &acker, chunk, &shutdown).await;
     }
-    out
 }
 
 /// Runs the pipeline over `msgs`, writes the batch (retrying transient errors), acks.

@@ -384,16 +384,19 @@ pub(crate) async fn insert_readings(
     tx: &mut sqlx::PgConnection,
     rows: &[(DevEui, Reading)],
 ) -> Result<usize> {
-    // One value per (device, quantity, time) inside a statement, or ON CONFLICT would refuse.
-    let mut uniq: HashMap<(i64, i16, DateTime<Utc>), f64> = HashMap::with_capacity(rows.len());
-    for (e, r) in rows {
-        uniq.entry((e.as_i64(), r.quantity.id(), r.observed_at))
-            .or_insert(r.value);
-    }
-    let mut eui = Vec::with_capacity(uniq.len());
+    // One value per (device, quantity, time) inside a statement, or ON CONFLICT would refuse;
+    // the first one wins. Sorted in index order: neighbouring rows land on the same index
+    // pages, and concurrent writers take locks in the same order.
+    let mut sorted: Vec<(i64, i16, DateTime<Utc>, f64)> = rows
+        .iter()
+        .map(|(e, r)| (e.as_i64(), r.quantity.id(), r.observed_at, r.value))
+        .collect();
+    sorted.sort_by_key(|&(e, q, t, _)| (e, q, t));
+    sorted.dedup_by_key(|&mut (e, q, t, _)| (e, q, t));
+    let mut eui = Vec::with_capacity(sorted.len());
     let (mut q, mut t, mut v) = (vec![], vec![], vec![]);
-    for ((e, qq, tt), vv) in uniq {
-        eui.push(e);
+    for (ee, qq, tt, vv) in sorted {
+        eui.push(ee);
         q.push(qq);
         t.push(tt);
         v.push(vv);

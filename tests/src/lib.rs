@@ -89,6 +89,8 @@ impl TestApp {
         s.ingest.registry_refresh_ms = 100;
         // Tests poll quickly from one address; the rate-limit test turns it back on.
         s.http.rate_limit_per_second = 0;
+        // Tests change readings and look at once; the parking test of the cache turns it on.
+        s.http.parking_cache_ms = 0;
         adjust(&mut s);
         let settings = Arc::new(s);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
