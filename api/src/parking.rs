@@ -6,10 +6,11 @@
 //! ParkAPI serves it), rather than nulls. "Now" is always `st.clock.now()`.
 //!
 //! Site lists (`/v1/parking/sites`, `…/search`) answer from a [`ParkingCache`]: the sites, their
-//! realtime signals and a [`GeoIndex`] over them, rebuilt by one request at a time when older
-//! than `http.parking_cache_ms` (default 1 s; sensors report every few minutes). Computing the
-//! signals reads every bay's latest value, which at a city app's request rate would cost more
-//! than the machine has. Spots and single sites still query per request.
+//! realtime signals and a [`GeoIndex`] over them, rebuilt in the background when older than
+//! `http.parking_cache_ms` (default 1 s; sensors report every few minutes) while requests keep
+//! getting the previous one. Computing the signals reads every bay's latest value, which at a
+//! city app's request rate would cost more than the machine has. Spots and single sites still
+//! query per request.
 
 use crate::error::ApiError;
 use crate::geo::round_m;
@@ -171,30 +172,69 @@ pub struct ParkingSnapshot {
 
 /// The shared snapshot behind the site lists; cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct ParkingCache(
-    std::sync::Arc<tokio::sync::Mutex<Option<std::sync::Arc<ParkingSnapshot>>>>,
-);
+pub struct ParkingCache {
+    current: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<ParkingSnapshot>>>>,
+    /// Held by whoever rebuilds, so that one request (or task) does it at a time.
+    rebuilding: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A stale snapshot is still served while a newer one is built, up to this many `ttl`s old;
+/// beyond that (or when the clock went backwards) the request waits for the rebuild.
+const STALE_TTLS: u32 = 10;
 
 impl ParkingCache {
-    /// The snapshot, rebuilt when older than `ttl` (wall clock and `now` alike: an injected
-    /// clock that jumps also rebuilds it). `ttl` zero = always rebuild. The lock makes
-    /// concurrent requests wait for one rebuild instead of running it each.
+    fn current(&self) -> Option<std::sync::Arc<ParkingSnapshot>> {
+        self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    /// The snapshot. Younger than `ttl` (by wall clock and by `now`, so an injected clock that
+    /// jumps also rebuilds it): as is. Older, up to [`STALE_TTLS`] × `ttl`: as is, while one
+    /// background task builds the next, so no request waits for a rebuild. Missing or older:
+    /// built by this request. `ttl` zero = always built by the request.
     async fn get(
         &self,
         st: &AppState,
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<std::sync::Arc<ParkingSnapshot>, ApiError> {
-        let mut slot = self.0.lock().await;
-        if let Some(s) = slot.as_ref() {
-            let age = now - s.now;
-            if s.taken.elapsed() < ttl
-                && age >= chrono::TimeDelta::zero()
-                && age.to_std().is_ok_and(|a| a < ttl)
-            {
-                return Ok(s.clone());
+        let age = |s: &ParkingSnapshot| {
+            let by_clock = (now - s.now).to_std().ok()?;
+            Some(by_clock.max(s.taken.elapsed()))
+        };
+        if let Some(s) = self.current() {
+            match age(&s) {
+                Some(a) if a < ttl => return Ok(s),
+                Some(a) if a < ttl * STALE_TTLS => {
+                    if let Ok(guard) = self.rebuilding.clone().try_lock_owned() {
+                        let (cache, st) = (self.clone(), st.clone());
+                        tokio::spawn(async move {
+                            let _guard = guard;
+                            let now = st.clock.now();
+                            if let Err(e) = cache.rebuild(&st, now).await {
+                                tracing::warn!(error = %e, "parking snapshot not rebuilt");
+                            }
+                        });
+                    }
+                    return Ok(s);
+                }
+                _ => {}
             }
         }
+        let _guard = self.rebuilding.lock().await;
+        // Someone else may have rebuilt it while this request waited.
+        if let Some(s) = self.current() {
+            if age(&s).is_some_and(|a| a < ttl) {
+                return Ok(s);
+            }
+        }
+        self.rebuild(st, now).await
+    }
+
+    async fn rebuild(
+        &self,
+        st: &AppState,
+        now: DateTime<Utc>,
+    ) -> Result<std::sync::Arc<ParkingSnapshot>, ApiError> {
         let w = windows(st);
         let sites = st.store.parking_sites().await?;
         let signals: HashMap<String, SiteSignals> = st
@@ -212,7 +252,9 @@ impl ParkingCache {
             signals,
             index,
         });
-        *slot = Some(snap.clone());
+        if let Ok(mut g) = self.current.write() {
+            *g = Some(snap.clone());
+        }
         Ok(snap)
     }
 }

@@ -147,6 +147,9 @@ async fn main() -> Result<()> {
         rep.backlog = Some(ingest::backlog(&b, &db, args.backlog).await?);
         println!("{:?}", rep.backlog);
     }
-    rep.write(&args.out)?;
+    let full = ["ingest", "big", "backlog", "queries", "exports"]
+        .iter()
+        .all(|s| on(s));
+    rep.write(&args.out, full)?;
     Ok(())
 }

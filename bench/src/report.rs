@@ -327,20 +327,31 @@ impl Report {
         t
     }
 
-    pub fn write(&mut self, out: &Path) -> Result<()> {
+    /// Writes `results/<date>.json` and `RESULTS.md`; a run of only some sections writes
+    /// `results/<date>-<sections>.json` and `RESULTS-<sections>.md` instead, so that it never
+    /// replaces a full run's summary.
+    pub fn write(&mut self, out: &Path, full: bool) -> Result<()> {
         self.summarise();
         let dir = out.join("results");
         std::fs::create_dir_all(&dir)?;
-        let json = dir.join(format!("{}.json", &self.date[..10]));
+        let tag = if full {
+            String::new()
+        } else {
+            format!(
+                "-{}",
+                self.parameters["sections"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace(',', "-")
+            )
+        };
+        let json = dir.join(format!("{}{tag}.json", &self.date[..10]));
         std::fs::write(&json, serde_json::to_string_pretty(self)?)?;
         let md = self.markdown(&json);
-        std::fs::write(out.join("RESULTS.md"), &md)?;
+        let md_path = out.join(format!("RESULTS{tag}.md"));
+        std::fs::write(&md_path, &md)?;
         println!("\n{md}");
-        println!(
-            "written: {} and {}",
-            json.display(),
-            out.join("RESULTS.md").display()
-        );
+        println!("written: {} and {}", json.display(), md_path.display());
         Ok(())
     }
 

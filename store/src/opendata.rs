@@ -196,12 +196,14 @@ ORDER BY g.group_id, r.quantity, 1"
 );
 
 /// Count, value sum and time sum of the selected readings: changes when late data arrive.
+/// Both sums are numeric, so they do not depend on the order PostgreSQL adds rows in (a
+/// parallel float sum differs in its last digits from run to run, which would look like late data).
 const FINGERPRINT_SQL: &str = concat!(
     "WITH ",
     selection_cte!(),
     "
 SELECT count(*)::bigint,
-       count(*)::text || ':' || coalesce(sum(r.value), 0)::text || ':'
+       count(*)::text || ':' || coalesce(sum(r.value::numeric), 0)::text || ':'
          || coalesce(sum(extract(epoch FROM r.time)), 0)::text
 FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
 WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8"
@@ -279,7 +281,7 @@ impl Store {
         to: DateTime<Utc>,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<RawRow>>> {
         let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
-        chunked(self.pool.clone(), move |pool| {
+        chunked(self.pool.clone(), move |conn| {
             sqlx::query_as::<_, RawRow>(RAW_SQL)
                 .bind(kinds)
                 .bind(buildings)
@@ -289,7 +291,7 @@ impl Store {
                 .bind(quantities)
                 .bind(from)
                 .bind(to)
-                .fetch(pool)
+                .fetch(conn)
         })
     }
 
@@ -308,7 +310,7 @@ impl Store {
         let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         let tz = tz.to_string();
         let min_group = i64::from(min_group);
-        chunked(self.pool.clone(), move |pool| {
+        chunked(self.pool.clone(), move |conn| {
             sqlx::query_as::<_, AggRow>(AGG_SQL)
                 .bind(kinds)
                 .bind(buildings)
@@ -322,7 +324,7 @@ impl Store {
                 .bind(width == BucketWidth::Day)
                 .bind(tz)
                 .bind(min_group)
-                .fetch(pool)
+                .fetch(conn)
         })
     }
 
@@ -334,6 +336,7 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<(i64, String)> {
         let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
+        let mut tx = long_running(&self.pool).await?;
         Ok(sqlx::query_as(FINGERPRINT_SQL)
             .bind(kinds)
             .bind(buildings)
@@ -343,7 +346,7 @@ impl Store {
             .bind(quantities)
             .bind(from)
             .bind(to)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?)
     }
 
@@ -524,14 +527,23 @@ pub const CHUNK_ROWS: usize = 8192;
 fn chunked<T, F>(pool: sqlx::PgPool, query: F) -> tokio::sync::mpsc::Receiver<Result<Vec<T>>>
 where
     T: Send + 'static,
-    F: for<'p> FnOnce(&'p sqlx::PgPool) -> BoxStream<'p, std::result::Result<T, sqlx::Error>>
+    F: for<'p> FnOnce(
+            &'p mut sqlx::PgConnection,
+        ) -> BoxStream<'p, std::result::Result<T, sqlx::Error>>
         + Send
         + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     // Task: drives the query and forwards chunks until the receiver is gone.
     tokio::spawn(async move {
-        let mut rows = query(&pool);
+        let mut conn = match long_running(&pool).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut rows = query(&mut conn);
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         loop {
             match rows.next().await {
@@ -556,4 +568,20 @@ where
         }
     });
     rx
+}
+
+/// Export statements read whole partitions (10 M readings a day in the benchmark city): far
+/// longer than the pool's `database.statement_timeout_ms`, which is meant for API requests.
+const EXPORT_STATEMENT_TIMEOUT: &str = "1h";
+
+/// A read-only transaction whose statements may run up to [`EXPORT_STATEMENT_TIMEOUT`]
+/// (`SET LOCAL`: the pooled connection keeps its own timeout afterwards).
+async fn long_running(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
 }
