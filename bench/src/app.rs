@@ -36,42 +36,45 @@ impl Binary {
         Ok(path)
     }
 
-    /// `stadtpuls ingest` against broker `mqtt_port`, health and metrics on a free port.
+    /// `stadtpuls ingest`, health and metrics on a free port; ready once subscribed.
     pub async fn ingest(&self, config: &Path) -> Result<Running> {
-        let port = free_port()?;
-        let mut cmd = Command::new(&self.path);
-        cmd.arg("--config")
-            .arg(config)
-            .arg("ingest")
-            .env("STADTPULS__INGEST__OPS_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let proc = Owned::spawn("stadtpuls ingest", &mut cmd)?;
-        let r = Running {
-            proc,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        r.wait_healthy(|h| h["ingest"]["subscribed"] == true)
-            .await?;
-        Ok(r)
+        self.serve(config, "ingest", "STADTPULS__INGEST__OPS_LISTEN", |h| {
+            h["ingest"]["subscribed"] == true
+        })
+        .await
     }
 
-    /// `stadtpuls api` on a free port.
+    /// `stadtpuls api` on a free port; ready once it reaches the database.
     pub async fn api(&self, config: &Path) -> Result<Running> {
+        self.serve(config, "api", "STADTPULS__HTTP__LISTEN", |h| {
+            h["database"] == "ok"
+        })
+        .await
+    }
+
+    /// `stadtpuls <command>` with its HTTP address (`listen_env`) on a free port, once `/health`
+    /// satisfies `ready`.
+    async fn serve(
+        &self,
+        config: &Path,
+        command: &str,
+        listen_env: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Running> {
         let port = free_port()?;
         let mut cmd = Command::new(&self.path);
         cmd.arg("--config")
             .arg(config)
-            .arg("api")
-            .env("STADTPULS__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .arg(command)
+            .env(listen_env, format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        let proc = Owned::spawn("stadtpuls api", &mut cmd)?;
+        let proc = Owned::spawn(&format!("stadtpuls {command}"), &mut cmd)?;
         let r = Running {
             proc,
             base: format!("http://127.0.0.1:{port}"),
         };
-        r.wait_healthy(|h| h["database"] == "ok").await?;
+        r.wait_healthy(ready).await?;
         Ok(r)
     }
 

@@ -250,6 +250,18 @@ struct Dest<'a> {
     since: DateTime<Utc>,
 }
 
+/// The configuration of `stadtpuls ingest` against `broker` (with `--ingest-toml` appended).
+fn ingest_config(b: &Bench, name: &str, url: &str, broker: &Broker) -> Result<std::path::PathBuf> {
+    b.bin.config(
+        name,
+        url,
+        &format!(
+            "[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n{}",
+            broker.port, b.ingest_toml
+        ),
+    )
+}
+
 async fn stadtpuls(
     b: &Bench,
     db: &Db,
@@ -264,14 +276,7 @@ async fn stadtpuls(
         since: base,
     } = dest;
     let n = msgs.len() as u64;
-    let cfg = b.bin.config(
-        &format!("ingest-{k}"),
-        url,
-        &format!(
-            "[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n{}",
-            broker.port, b.ingest_toml
-        ),
-    )?;
+    let cfg = ingest_config(b, &format!("ingest-{k}"), url, broker)?;
     let mut ing = b.bin.ingest(&cfg).await?;
     let http = reqwest::Client::new();
     workload::publish(broker.port, "bench-probe", &probe(k)).await?;
@@ -410,14 +415,7 @@ pub async fn backlog(b: &Bench, db: &Db, messages: usize) -> Result<Backlog> {
     let msgs = workload::uplinks(messages, &devices, base_time(k), k);
     let broker = Broker::start(&b.work, 1000).await?;
     let url = db.fresh_empty("bench_backlog").await?;
-    let cfg = b.bin.config(
-        "ingest-backlog",
-        &url,
-        &format!(
-            "[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n{}",
-            broker.port, b.ingest_toml
-        ),
-    )?;
+    let cfg = ingest_config(b, "ingest-backlog", &url, &broker)?;
     // First start creates the persistent session and its subscription.
     b.bin.ingest(&cfg).await?.stop().await?;
     println!("  queueing {messages} messages for the stopped ingest");

@@ -181,10 +181,7 @@ async fn load_test(
     );
     Ok(QueryResult {
         name,
-        request: urls[0]
-            .split_once("/v1")
-            .map(|(_, r)| format!("/v1{r}"))
-            .unwrap_or_default(),
+        request: api_path(&urls[0]),
         mode: "open-loop",
         target_rate: Some(rate),
         achieved_rate: Some(achieved),
@@ -232,10 +229,7 @@ async fn single_test(
     );
     Ok(QueryResult {
         name,
-        request: urls[0]
-            .split_once("/v1")
-            .map(|(_, r)| format!("/v1{r}"))
-            .unwrap_or_default(),
+        request: api_path(&urls[0]),
         mode: "single",
         target_rate: None,
         achieved_rate: None,
@@ -247,6 +241,13 @@ async fn single_test(
         target,
         met: s.median <= target_ms,
     })
+}
+
+/// The `/v1/…` part of a request URL, for the report.
+fn api_path(url: &str) -> String {
+    url.split_once("/v1")
+        .map(|(_, r)| format!("/v1{r}"))
+        .unwrap_or_default()
 }
 
 fn features(v: &serde_json::Value) -> u64 {
