@@ -2,13 +2,13 @@
 
 use crate::auth::{MaybeAuthenticated, Principal};
 use crate::error::ApiError;
+use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoQuery, Hit};
 use crate::params::utc;
 use crate::params::{self, Params};
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,7 +20,7 @@ use stadtpuls_store::{
 };
 use std::collections::{BTreeMap, HashMap};
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 fn reading_json(r: &StoredReading) -> Value {
     json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": utc(r.time) })
@@ -221,7 +221,7 @@ pub async fn devices_search(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
@@ -363,9 +363,7 @@ pub async fn readings(
         .time("to")?
         .unwrap_or_else(|| st.clock.now() + Duration::seconds(1));
     let from = p.time("from")?.unwrap_or(to - Duration::days(1));
-    if from >= to {
-        return Err(ApiError::bad("from", "must be before 'to'"));
-    }
+    crate::aggregates::check_span(from, to, st.settings.http.max_window_days, "request")?;
     let limit = p.limit(100, st.settings.http.max_page_size)?;
     let cursor = p.cursor()?;
     p.finish()?;
@@ -425,7 +423,11 @@ pub async fn aggregates(
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
-    let query = crate::aggregates::parse_aggregate_query(&mut p, st.clock.now())?;
+    let query = crate::aggregates::parse_aggregate_query(
+        &mut p,
+        st.clock.now(),
+        st.settings.http.max_window_days,
+    )?;
     p.finish()?;
     let d = visible_device(&st, &raw, &auth).await?;
     let buckets = st
@@ -499,7 +501,7 @@ pub async fn latest_search(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
