@@ -125,6 +125,8 @@ async fn list(
     responses(
         (status = 200, description = "OK", body = crate::openapi::BuildingList),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Unavailable,
     ),

@@ -210,6 +210,8 @@ pub async fn devices(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
@@ -306,7 +308,7 @@ async fn visible_device(
     path = "/v1/devices/{dev_eui}",
     tag = "devices",
     security((), ("api_key" = [])),
-    params(("dev_eui" = String, Path, description = "16 hex digits")),
+    params(("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001")),
     responses(
         (status = 200, description = "OK", body = crate::openapi::DeviceDetail),
         crate::openapi::BadRequest,
@@ -337,7 +339,7 @@ pub async fn device(
     tag = "devices",
     security((), ("api_key" = [])),
     params(
-        ("dev_eui" = String, Path, description = "16 hex digits"),
+        ("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001"),
         crate::openapi::ReadingsParams,
     ),
     responses(
@@ -403,7 +405,7 @@ pub async fn readings(
     tag = "devices",
     security((), ("api_key" = [])),
     params(
-        ("dev_eui" = String, Path, description = "16 hex digits"),
+        ("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001"),
         crate::openapi::AggregateParams,
         crate::openapi::WindowParams,
     ),
@@ -492,6 +494,8 @@ pub async fn latest(
     responses(
         (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,

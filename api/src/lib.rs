@@ -245,3 +245,52 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_slow_handler_is_a_408_problem() {
+        let router: Router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_secs(1),
+                deadline,
+            ));
+        let call = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let r = router
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let ct = r.headers().get(header::CONTENT_TYPE).cloned();
+                let body = r.into_body().collect().await.unwrap().to_bytes();
+                (status, ct, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        assert_eq!(call("/fast").await.2, "ok");
+        let (status, ct, body) = call("/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(ct.unwrap(), "application/problem+json");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            problem["detail"],
+            "no answer within 1 s; try a smaller request"
+        );
+    }
+}

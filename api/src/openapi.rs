@@ -229,6 +229,24 @@ pub struct Forbidden(pub Problem);
 )]
 pub struct NotFound(pub Problem);
 
+/// 413: the request body is longer than `http.max_body_bytes`.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 413,
+    description = "The body is longer than `http.max_body_bytes` (default 1 MiB)",
+    content_type = "application/problem+json"
+)]
+pub struct TooLarge(pub Problem);
+
+/// 415: the request body is not JSON.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 415,
+    description = "The body's Content-Type is not JSON",
+    content_type = "application/problem+json"
+)]
+pub struct NotJson(pub Problem);
+
 /// 429: the per-client rate limit was exceeded.
 #[derive(Debug, IntoResponses)]
 #[response(

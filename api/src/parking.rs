@@ -141,6 +141,8 @@ pub async fn sites(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
     ),
@@ -366,6 +368,8 @@ pub async fn spots(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
     ),
