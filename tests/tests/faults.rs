@@ -3,7 +3,8 @@
 //! binary as a child process. `scripts/faults` runs the same scenarios ≥ 10 times at
 //! N = 100 000 and writes the table; the settings are in `stadtpuls_tests::faults::Options`.
 //!
-//! Needs the binary: `cargo build -p stadtpuls` (scripts/test does), or `STADTPULS_BIN`.
+//! The binary under test is `target/debug/stadtpuls`, which the test builds first (a no-op when
+//! it is up to date), or `STADTPULS_BIN`.
 
 use stadtpuls_tests::faults::{self, Options};
 

@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 pub struct Options {
     /// The `stadtpuls` executable.
     pub bin: PathBuf,
+    /// Build it first (`cargo build -p stadtpuls`; when `STADTPULS_BIN` is not set).
+    pub build: bool,
     /// Uplinks per run.
     pub n: usize,
     /// Runs per scenario.
@@ -66,7 +68,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// `STADTPULS_BIN` (default: `target/debug/stadtpuls`), `STADTPULS_FAULTS_N` (10 000),
+    /// `STADTPULS_BIN` (default: `target/debug/stadtpuls`, built first), `STADTPULS_FAULTS_N` (10 000),
     /// `_RUNS` (1), `_RATE` (1 000/s), `_DEVICES` (5 000), `_SCENARIOS` (comma list),
     /// `_RECORD` (JSON lines file), `_REPORT` (path stem), `_OUTAGE_S` (30), `_LOCK_S` (20),
     /// `_RSS_LIMIT_MIB` (200), `_KEEP` (1 = keep the scratch directory).
@@ -102,6 +104,7 @@ impl Options {
         }
         let o = Options {
             bin: path("STADTPULS_BIN").unwrap_or_else(default_binary),
+            build: path("STADTPULS_BIN").is_none(),
             n: num("STADTPULS_FAULTS_N", 10_000)?,
             runs: num("STADTPULS_FAULTS_RUNS", 1)?,
             rate: num("STADTPULS_FAULTS_RATE", 1000.0)?,
@@ -137,10 +140,29 @@ pub fn default_binary() -> PathBuf {
     target.join("debug").join("stadtpuls")
 }
 
+/// `cargo build -p stadtpuls --bin stadtpuls` (a no-op when it is up to date). `cargo test`
+/// builds only the binaries of the package under test, and a stale binary would test old code.
+/// Cargo does not hold the build lock while tests run, so this does not wait for the caller.
+fn build_binary() -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", "stadtpuls", "--bin", "stadtpuls"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .context("running cargo build -p stadtpuls")?;
+    if !status.success() {
+        bail!("cargo build -p stadtpuls failed: {status}");
+    }
+    Ok(())
+}
+
 /// Runs every selected scenario `runs` times, one after the other (they would disturb each
 /// other's timing otherwise), records each run and returns them all. A failed run does not stop
 /// the suite: the report shows every run, the caller decides.
 pub async fn run_all(o: &Options) -> Result<Report> {
+    if o.build {
+        build_binary()?;
+    }
     if !o.bin.exists() {
         bail!(
             "{} does not exist: build it with `cargo build -p stadtpuls` or set STADTPULS_BIN",
