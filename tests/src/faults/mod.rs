@@ -145,11 +145,31 @@ pub fn default_binary() -> PathBuf {
 /// Cargo does not hold the build lock while tests run, so this does not wait for the caller.
 fn build_binary() -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", "stadtpuls", "--bin", "stadtpuls"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .context("running cargo build -p stadtpuls")?;
+    let mut c = std::process::Command::new(cargo);
+    c.args(["build", "--quiet", "-p", "stadtpuls", "--bin", "stadtpuls"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Cargo sets these for the test process. Build scripts (ring's, for one) rerun when they
+    // change, so passing them on would rebuild half the tree here and again in the next
+    // `cargo test`.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_by_cargo = ["CARGO_MANIFEST_", "CARGO_PKG_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&k.as_ref());
+        if set_by_cargo {
+            c.env_remove(k.as_ref());
+        }
+    }
+    let status = c.status().context("running cargo build -p stadtpuls")?;
     if !status.success() {
         bail!("cargo build -p stadtpuls failed: {status}");
     }
