@@ -45,6 +45,8 @@ pub struct Outcome {
     pub fault_peak_rss_mib: f64,
     /// `postgres_outage`: `/health` answers during the outage (`status/writer`).
     pub health: Vec<String>,
+    /// `slow_database`: uplinks stored while `readings` was locked.
+    pub stored_while_locked: Option<u64>,
     pub note: String,
     /// Why the run failed (besides the counts).
     pub problems: Vec<String>,
@@ -75,6 +77,7 @@ impl Outcome {
             peak_rss_mib: 0.0,
             fault_peak_rss_mib: 0.0,
             health: Vec::new(),
+            stored_while_locked: None,
             note: String::new(),
             problems: Vec::new(),
             log_tail: String::new(),
@@ -87,6 +90,7 @@ impl Outcome {
             self.exit_code = code;
         }
         self.health = f.health.clone();
+        self.stored_while_locked = f.blocked;
         self.note = f.note.clone();
     }
 

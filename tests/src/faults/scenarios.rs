@@ -47,6 +47,9 @@ pub struct Fault {
     pub exit: Option<(f64, Option<i32>)>,
     /// `postgres_outage`: `/health` answers during the outage, `status/writer`.
     pub health: Vec<String>,
+    /// `slow_database`: uplinks stored while the lock was held (only batches that were already
+    /// past their `readings` insert can commit).
+    pub blocked: Option<u64>,
     pub note: String,
 }
 
@@ -125,6 +128,7 @@ impl Scenario {
             backlog: 0,
             exit: None,
             health: Vec::new(),
+            blocked: None,
             note: String::new(),
         };
         match self {
@@ -187,6 +191,7 @@ impl Scenario {
                     "stored {before} → {during} while the lock was held (acked by the broker: {})",
                     progress.acked()
                 );
+                f.blocked = Some(during.saturating_sub(before));
             }
             Scenario::ConnectionCut => {
                 let refuse = Duration::from_secs(2);
@@ -234,6 +239,14 @@ impl Scenario {
                         out.fault_peak_rss_mib, o.rss_limit_mib
                     ));
                 }
+            }
+            // Two writers of at most 500 messages can be past the lock point; more than that
+            // stored means the lock did not hold the writes back (a vacuous run).
+            Scenario::SlowDatabase if out.stored_while_locked.unwrap_or(0) >= 1000 => {
+                out.problems.push(format!(
+                    "{:?} uplinks were stored while readings was locked",
+                    out.stored_while_locked
+                ));
             }
             _ => {}
         }
