@@ -120,8 +120,7 @@ pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<(), 
     let mqtt_task = tokio::spawn(session.run(ctx.clone(), tx, writer_done.clone()));
     // The writer: batches, commits, acks. Drains what it holds when shutdown is cancelled.
     let result = writer::run(ctx.clone(), directory, rx, acker, shutdown.clone()).await;
-    // Give the session a moment to flush the final acks, then stop it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The session sends the writers' last acks, then disconnects.
     writer_done.cancel();
     let _ = mqtt_task.await;
     shutdown.cancel();

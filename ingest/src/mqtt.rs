@@ -1,18 +1,18 @@
 //! The MQTT session: connection options, (re)subscription, forwarding PUBLISH packets to the
-//! writer, and the ack gate that keeps acknowledgements of one connection off the next.
+//! writer, and sending the writer's acknowledgements — only on the connection their packets
+//! came from.
 
 use crate::{IngestContext, IngestError};
 use chrono::{DateTime, Utc};
 use rumqttc::{
-    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS, Request, SubscribeFilter,
-    Transport,
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, PubAck, PubRec, Publish, QoS, Request,
+    SubscribeFilter, Transport,
 };
 use stadtpuls_config::MqttSettings;
 use stadtpuls_gateways::Dialect;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// One received PUBLISH on its way to the writer.
@@ -27,28 +27,40 @@ pub struct InboundMessage {
     pub generation: u64,
 }
 
-/// Acknowledges packets after their data is committed — but only on the connection they came
-/// from. After a reconnect the broker redelivers unacknowledged packets, possibly under packet
-/// ids that by then belong to other messages; a stale ack would acknowledge the wrong message.
+/// The acknowledgement a committed packet is owed.
+#[derive(Debug, Clone, Copy)]
+pub struct Ack {
+    generation: u64,
+    pkid: u16,
+    qos: QoS,
+}
+
+/// Hands the acknowledgements of committed packets back to the session, which sends them on
+/// its own event loop. Never waits: the channel holds at most one ack per packet received and
+/// not yet acknowledged. The session drops acks whose connection is gone: after a reconnect
+/// the broker redelivers unacknowledged packets, possibly under packet ids that by then belong
+/// to other messages, and a stale ack would acknowledge the wrong message.
 #[derive(Clone, Debug)]
 pub struct Acker {
-    client: AsyncClient,
-    generation: Arc<Mutex<u64>>,
+    tx: mpsc::UnboundedSender<Vec<Ack>>,
 }
 
 impl Acker {
-    /// Acks `msg` if its connection is still the current one. Returns whether it was sent.
-    pub async fn ack(&self, msg: &InboundMessage) -> bool {
-        if msg.publish.qos == QoS::AtMostOnce {
-            return true;
+    /// Queues the acks of `msgs` (QoS 0 packets need none), in order.
+    pub fn ack_all(&self, msgs: &[InboundMessage]) {
+        let acks: Vec<Ack> = msgs
+            .iter()
+            .filter(|m| m.publish.qos != QoS::AtMostOnce)
+            .map(|m| Ack {
+                generation: m.generation,
+                pkid: m.publish.pkid,
+                qos: m.publish.qos,
+            })
+            .collect();
+        if !acks.is_empty() {
+            // Fails only once the session has ended; the broker then redelivers.
+            let _ = self.tx.send(acks);
         }
-        let g = self.generation.lock().await;
-        if *g != msg.generation {
-            return false;
-        }
-        // Holding the lock while queueing: the session bumps the generation under the same
-        // lock after a disconnect and then purges queued acks, so none can slip through.
-        self.client.ack(&msg.publish).await.is_ok()
     }
 }
 
@@ -57,7 +69,8 @@ impl Acker {
 pub struct Session {
     client: AsyncClient,
     eventloop: EventLoopHolder,
-    generation: Arc<Mutex<u64>>,
+    acks_tx: mpsc::UnboundedSender<Vec<Ack>>,
+    acks_rx: mpsc::UnboundedReceiver<Vec<Ack>>,
 }
 
 /// `EventLoop` has no Debug impl; this wrapper gives the session one.
@@ -77,8 +90,8 @@ pub fn mqtt_options(ctx: &IngestContext) -> Result<MqttOptions, IngestError> {
     o.set_clean_session(m.clean_session);
     o.set_manual_acks(true);
     o.set_max_packet_size(m.max_packet_bytes, m.max_packet_bytes);
-    // Requests to the event loop are acks and subscriptions; leave room for a full window.
-    o.set_request_channel_capacity(ctx.settings.ingest.channel_capacity * 2 + 64);
+    // Requests through the client are subscriptions and the final DISCONNECT; acks bypass it.
+    o.set_request_channel_capacity(64);
     apply_credentials_and_tls(&mut o, m)?;
     Ok(o)
 }
@@ -108,23 +121,33 @@ impl Session {
         let opts = mqtt_options(ctx)?;
         let cap = opts.request_channel_capacity();
         let (client, eventloop) = AsyncClient::new(opts, cap);
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         Ok(Session {
             client,
             eventloop: EventLoopHolder(eventloop),
-            generation: Arc::new(Mutex::new(0)),
+            acks_tx,
+            acks_rx,
         })
     }
 
     pub fn acker(&self) -> Acker {
         Acker {
-            client: self.client.clone(),
-            generation: self.generation.clone(),
+            tx: self.acks_tx.clone(),
         }
     }
 
-    /// Polls the event loop until `stop` is cancelled. Never blocks on the writer: when the
-    /// channel is full, packets wait in a local queue whose size the broker's in-flight window
-    /// bounds (the broker sends no more unacknowledged QoS 1 packets than that).
+    /// Polls the event loop until `stop` is cancelled, then sends the last acks and
+    /// disconnects. Never blocks on the writer: when the channel is full, packets wait in a
+    /// local queue. The broker's in-flight window does not bound that queue (Mosquitto 2.0
+    /// sends a burst of queued messages per acknowledgement, beyond `max_inflight_messages`),
+    /// so once it holds `ingest.channel_capacity` messages the session stops reading from the
+    /// socket until the writer catches up — except to send acks that are due, and never past
+    /// twice that. TCP flow control then holds the rest at the broker, and memory stays
+    /// bounded while a backlog drains or the database is down.
+    ///
+    /// Acks are put straight into the event loop's queue of outgoing packets, not through the
+    /// client's bounded request channel: a writer waiting for room there while the session
+    /// waits for the writer to take more messages would be a deadlock.
     pub async fn run(
         self,
         ctx: IngestContext,
@@ -134,8 +157,11 @@ impl Session {
         let Session {
             client,
             eventloop,
-            generation,
+            acks_tx,
+            mut acks_rx,
         } = self;
+        // Only the writers' clones keep the ack channel open.
+        drop(acks_tx);
         let mut eventloop = eventloop.0;
         let settings = ctx.settings.clone();
         let prefix = settings.mqtt.topic_prefix.clone();
@@ -145,6 +171,8 @@ impl Session {
             .iter()
             .map(|s| (format!("{prefix}{}", s.filter), s.dialect))
             .collect();
+        let overflow_limit = settings.ingest.channel_capacity;
+        let overflow_hard_limit = 2 * overflow_limit;
         let mut overflow: VecDeque<InboundMessage> = VecDeque::new();
         let mut current_gen = 0u64;
         let mut backoff = Duration::from_millis(200);
@@ -152,6 +180,10 @@ impl Session {
             let event = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
+                Some(acks) = acks_rx.recv() => {
+                    queue_acks(&mut eventloop, acks, current_gen);
+                    continue;
+                }
                 permit = tx.reserve(), if !overflow.is_empty() => {
                     match permit {
                         Ok(p) => { if let Some(m) = overflow.pop_front() { p.send(m); } }
@@ -159,7 +191,8 @@ impl Session {
                     }
                     continue;
                 }
-                ev = eventloop.poll() => ev,
+                ev = eventloop.poll(), if overflow.len() < overflow_limit
+                    || (!eventloop.pending.is_empty() && overflow.len() < overflow_hard_limit) => ev,
             };
             match event {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
@@ -218,18 +251,20 @@ impl Session {
                 Err(e) => {
                     ctx.health.set_connected(false);
                     ctx.health.record_error(format!("MQTT: {e}"));
-                    {
-                        // New connection generation: acks of packets from the old one are void.
-                        let mut g = generation.lock().await;
-                        *g += 1;
-                        current_gen = *g;
-                        // `poll` already moved queued requests into `pending`; drain the request
-                        // channel once more under the lock, then drop every queued ack and
-                        // subscription (we resubscribe on ConnAck).
-                        eventloop.clean();
-                        eventloop
-                            .pending
-                            .retain(|r| !matches!(r, Request::PubAck(_) | Request::Subscribe(_)));
+                    // New connection generation: acks of packets from the old one are void.
+                    current_gen += 1;
+                    // `poll` already moved unsent requests into `pending`; drop every ack and
+                    // subscription there (we resubscribe on ConnAck).
+                    let before = eventloop.pending.len();
+                    eventloop.pending.retain(|r| {
+                        !matches!(
+                            r,
+                            Request::PubAck(_) | Request::PubRec(_) | Request::Subscribe(_)
+                        )
+                    });
+                    if before > eventloop.pending.len() {
+                        metrics::counter!("stadtpuls_mqtt_acks_skipped_total")
+                            .increment((before - eventloop.pending.len()) as u64);
                     }
                     // Packets still waiting for the writer belong to the old connection; the
                     // broker redelivers them. Keeping them would only store them (harmlessly)
@@ -245,17 +280,45 @@ impl Session {
                 }
             }
         }
+        // The writers have finished; queue their last acks ahead of the DISCONNECT. Keep polling until the broker closes the connection after
+        // the DISCONNECT: stopping at the first `Outgoing::Disconnect` event can drop the
+        // socket before its buffered bytes reach the broker, and the broker then redelivers
+        // messages that are already stored.
+        while let Ok(acks) = acks_rx.try_recv() {
+            queue_acks(&mut eventloop, acks, current_gen);
+        }
         let _ = client.try_disconnect();
-        // One more poll flushes the DISCONNECT (and any last acks) if the link is up.
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while let Ok(ev) = eventloop.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
+        let flushed = tokio::time::timeout(Duration::from_millis(1500), async {
+            while eventloop.poll().await.is_ok() {}
         })
         .await;
+        if flushed.is_err() {
+            tracing::warn!("broker did not close the connection within 1.5 s of DISCONNECT");
+        }
         ctx.health.set_connected(false);
+    }
+}
+
+/// Puts the acks of the current connection into the event loop's outgoing queue; acks of an
+/// earlier connection are dropped (counted), as the broker redelivers their packets.
+fn queue_acks(eventloop: &mut EventLoop, acks: Vec<Ack>, current_gen: u64) {
+    let mut stale = 0u64;
+    for a in acks {
+        if a.generation != current_gen {
+            stale += 1;
+            continue;
+        }
+        eventloop.pending.push_back(match a.qos {
+            QoS::ExactlyOnce => Request::PubRec(PubRec::new(a.pkid)),
+            _ => Request::PubAck(PubAck::new(a.pkid)),
+        });
+    }
+    if stale > 0 {
+        metrics::counter!("stadtpuls_mqtt_acks_skipped_total").increment(stale);
+        tracing::debug!(
+            stale,
+            "acks skipped: their connection is gone, the broker redelivers them"
+        );
     }
 }
 

@@ -152,19 +152,7 @@ async fn commit(
     metrics::counter!("stadtpuls_devices_auto_registered_total")
         .increment(outcome.registered_devices as u64);
     ctx.health.batch_committed();
-    let mut stale = 0usize;
-    for m in &msgs {
-        if !acker.ack(m).await {
-            stale += 1;
-        }
-    }
-    if stale > 0 {
-        metrics::counter!("stadtpuls_mqtt_acks_skipped_total").increment(stale as u64);
-        tracing::debug!(
-            stale,
-            "acks skipped: their connection is gone, the broker redelivers them"
-        );
-    }
+    acker.ack_all(&msgs);
     for (dev_eui, r) in outcome.stored {
         let _ = ctx.committed.send(CommittedReading {
             dev_eui,

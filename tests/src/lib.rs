@@ -60,6 +60,8 @@ pub struct TestApp {
     pub base: String,
     pub prefix: String,
     pub store: Store,
+    /// The test's own database.
+    pub db_url: String,
     pub http: reqwest::Client,
     pub publisher: AsyncClient,
     /// The app's MQTT client id: its persistent session is removed when the test ends.
@@ -132,6 +134,7 @@ impl TestApp {
             base,
             prefix: settings.mqtt.topic_prefix.clone(),
             store,
+            db_url: url,
             http: reqwest::Client::new(),
             publisher,
             client_id: settings.mqtt.client_id.clone(),
