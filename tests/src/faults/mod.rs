@@ -431,13 +431,16 @@ async fn drive(
         if stored != last.0 {
             last = (stored, Instant::now());
         }
-        // A scenario that may lose messages: nothing new for 15 s means the rest is not coming.
-        let quiet = !sc.required() && last.1.elapsed() > Duration::from_secs(15);
+        // Nothing new for a while (the publisher is done): the rest is not coming. 15 s where
+        // loss is expected, 60 s where it would be a failure.
+        let quiet_for = Duration::from_secs(if sc.required() { 60 } else { 15 });
+        let quiet = last.1.elapsed() > quiet_for;
         if Instant::now() > deadline || quiet {
             if sc.required() {
                 out.problems.push(format!(
-                    "stored {stored} of {} uplinks before the deadline",
-                    o.n
+                    "stored {stored} of {} uplinks; nothing new for {:.0} s",
+                    o.n,
+                    last.1.elapsed().as_secs_f64()
                 ));
             }
             break;
