@@ -2,7 +2,7 @@
 //! directory of its own; it can be stopped, killed and started again on the same port with the
 //! same persistence file.
 
-use crate::procs::{free_port, signal, wait_for_port, Owned};
+use crate::procs::{free_port, wait_for_port, Owned};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -160,14 +160,6 @@ impl Broker {
 
     pub async fn stop(mut self) -> Result<()> {
         self.terminate().await
-    }
-
-    /// Sends `sig` to the running broker.
-    pub fn signal(&self, sig: &str) -> Result<()> {
-        match self.pid() {
-            Some(pid) => signal(pid, sig),
-            None => Ok(()),
-        }
     }
 }
 
