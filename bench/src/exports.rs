@@ -2,14 +2,14 @@
 //! against `COPY (SELECT …) TO STDOUT (FORMAT csv)` of the same rows in the same run; our file
 //! size against DuckDB's zstd Parquet of the same rows; and the streaming CSV download.
 
-use crate::app::Running;
 use crate::db::Db;
-use crate::procs::{reset_peak, sample};
 use crate::stats::Summary;
 use crate::Bench;
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use serde::Serialize;
+use stadtpuls_tests::child::Running;
+use stadtpuls_tests::procs::{reset_peak, sample};
 use std::time::Instant;
 
 const FROM: &str = "2026-01-14T23:00:00Z";

@@ -2,14 +2,15 @@
 //! consumer, each on a fresh broker and a fresh database, at two broker in-flight windows; then
 //! Stadtpuls into the city database holding 100 M readings, and a 1 M-message backlog drain.
 
-use crate::app::Running;
 use crate::db::Db;
-use crate::procs::{machine_cpu, reset_peak, sample, Broker, Owned};
-use crate::workload::{self, Counter, Msg};
 use crate::Bench;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use serde::Serialize;
+use stadtpuls_tests::child::Running;
+use stadtpuls_tests::mosquitto::{Broker, BrokerConfig};
+use stadtpuls_tests::procs::{machine_cpu, reset_peak, sample, Owned};
+use stadtpuls_tests::workload::{self, Counter, Msg};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -104,7 +105,7 @@ pub async fn run_matrix(b: &Bench, db: &Db) -> Result<Vec<IngestRun>> {
         for run in 0..b.runs {
             for system in [System::BrokerOnly, System::Stadtpuls, System::NaivePython] {
                 k += 1;
-                let broker = Broker::start(&b.work, inflight).await?;
+                let broker = Broker::start(&b.work, BrokerConfig::volatile(inflight)).await?;
                 let r = match system {
                     System::BrokerOnly => broker_only(&broker, &msgs).await,
                     System::Stadtpuls => {
@@ -160,7 +161,7 @@ pub async fn run_big(b: &Bench, db: &Db) -> Result<Vec<IngestRun>> {
     for run in 0..b.runs {
         let k = 100 + run as u32;
         let msgs = workload::uplinks(b.uplinks, &devices, base_time(k), k);
-        let broker = Broker::start(&b.work, 1000).await?;
+        let broker = Broker::start(&b.work, BrokerConfig::volatile(1000)).await?;
         let city = db.city_url();
         db.exec_on(&city, "TRUNCATE uplinks").await?;
         let r = stadtpuls(
@@ -413,7 +414,7 @@ pub async fn backlog(b: &Bench, db: &Db, messages: usize) -> Result<Backlog> {
     let devices = workload::city_dev_euis(10_000);
     let k = 200;
     let msgs = workload::uplinks(messages, &devices, base_time(k), k);
-    let broker = Broker::start(&b.work, 1000).await?;
+    let broker = Broker::start(&b.work, BrokerConfig::volatile(1000)).await?;
     let url = db.fresh_empty("bench_backlog").await?;
     let cfg = ingest_config(b, "ingest-backlog", &url, &broker)?;
     // First start creates the persistent session and its subscription.

@@ -7,15 +7,12 @@
 //! release build of `stadtpuls` and a Python with `bench/python/requirements.txt`; the script
 //! sets all of that up.
 
-mod app;
 mod db;
 mod exports;
 mod ingest;
-mod procs;
 mod queries;
 mod report;
 mod stats;
-mod workload;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -69,7 +66,7 @@ struct Args {
 /// Shared settings of one benchmark run.
 #[derive(Debug)]
 pub struct Bench {
-    pub bin: app::Binary,
+    pub bin: stadtpuls_tests::child::Binary,
     pub python: PathBuf,
     pub root: PathBuf,
     pub work: PathBuf,
@@ -86,9 +83,10 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&args.work)?;
     let work = std::fs::canonicalize(&args.work)?;
     let b = Bench {
-        bin: app::Binary {
+        bin: stadtpuls_tests::child::Binary {
             path: std::fs::canonicalize(&args.stadtpuls).context("--stadtpuls")?,
             work: work.clone(),
+            capture_logs: false,
         },
         python: args.python.clone(),
         root: root.clone(),

@@ -2,11 +2,11 @@
 //! request rate (latency counted from each request's scheduled time, so a slow server cannot
 //! hide queueing), and single requests for the heavy views.
 
-use crate::app::Running;
 use crate::stats::Summary;
 use crate::Bench;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use stadtpuls_tests::child::Running;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -144,7 +144,7 @@ impl Report {
                 "rustc": cmd("rustc", &["-V"]),
                 "postgresql": pg,
                 "timescaledb": ts.unwrap_or_else(|| "missing".into()),
-                "mosquitto": crate::procs::mosquitto_version(),
+                "mosquitto": stadtpuls_tests::mosquitto::mosquitto_version(),
                 "python": py,
             }),
             postgres_settings: serde_json::Value::Object(settings),

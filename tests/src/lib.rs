@@ -1,7 +1,20 @@
 //! End-to-end test harness: the real app (`stadtpuls::app::run`) in-process on port 0, a fresh
 //! TimescaleDB database per test, fixtures published through the real Mosquitto. Each test has
 //! its own topic prefix and client ids, so tests never see each other's messages or sessions.
+//!
+//! Also the harness of real processes shared by the fault-injection suite (`faults`,
+//! `tests/tests/faults.rs`) and the benchmark (`bench/`): private Mosquitto ([`mosquitto`]) and
+//! PostgreSQL ([`postgres`]), `stadtpuls` as a child ([`child`]), a connection-cutting proxy
+//! ([`proxy`]), the uplink workload ([`workload`]) and `/proc` sampling ([`procs`]).
 #![allow(clippy::unwrap_used)]
+
+pub mod child;
+pub mod faults;
+pub mod mosquitto;
+pub mod postgres;
+pub mod procs;
+pub mod proxy;
+pub mod workload;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, MqttOptions, QoS};

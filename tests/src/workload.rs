@@ -1,6 +1,6 @@
-//! The ingest workload: ChirpStack v4 `up` events (JSON, about 1.1 kB, an `object` with three
-//! readings) from the benchmark city's 10 000 devices, and the MQTT clients that publish and
-//! count them.
+//! The ingest workload of the benchmark and the fault-injection suite: ChirpStack v4 `up` events
+//! (JSON, about 1.1 kB, an `object` with three readings) from many devices, each with its own
+//! deduplication id, and the MQTT clients that publish and count them.
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -35,15 +35,7 @@ fn uplink(i: usize, devices: &[u64], base: DateTime<Utc>, run: u32) -> Msg {
     let t = base + ChronoDuration::seconds(slot * 60) + ChronoDuration::milliseconds(d as i64);
     let time = t.to_rfc3339_opts(SecondsFormat::Nanos, false);
     let ns = (t + ChronoDuration::milliseconds(23)).to_rfc3339_opts(SecondsFormat::Nanos, false);
-    // A v4-shaped UUID that is unique per (run, message).
-    let id = format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        run,
-        (i >> 48) & 0xffff,
-        (i >> 36) & 0xfff,
-        (i >> 24) & 0xfff,
-        i & 0xffff_ffff_ffff
-    );
+    let id = dedup_id(run, i);
     let h = mix(i as u64 ^ ((run as u64) << 40));
     let temperature = 5.0 + (h % 2500) as f64 / 100.0;
     let humidity = 30.0 + ((h >> 12) % 600) as f64 / 10.0;
@@ -60,6 +52,21 @@ fn uplink(i: usize, devices: &[u64], base: DateTime<Utc>, run: u32) -> Msg {
         payload: Bytes::from(payload),
     }
 }
+
+/// The `deduplicationId` of message `i` of `run`: a v4-shaped UUID, unique per (run, message).
+pub fn dedup_id(run: u32, i: usize) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        run,
+        (i >> 48) & 0xffff,
+        (i >> 36) & 0xfff,
+        (i >> 24) & 0xfff,
+        i & 0xffff_ffff_ffff
+    )
+}
+
+/// Readings each uplink carries (temperature, humidity, CO₂).
+pub const READINGS_PER_UPLINK: u64 = 3;
 
 /// SplitMix64: well-spread bits from a counter.
 fn mix(x: u64) -> u64 {

@@ -1,9 +1,9 @@
-//! Child processes the benchmark owns (Mosquitto, `stadtpuls`, Python) and what `/proc` says
-//! about them: resident memory, its peak, CPU time.
+//! Child processes that tests and the benchmark own, and what `/proc` says about them: resident
+//! memory, its peak, CPU time. Also free ports, signals and scratch directories.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
@@ -100,7 +100,7 @@ pub fn machine_cpu() -> (f64, f64) {
     ((total - idle) as f64 / t, total as f64 / t)
 }
 
-/// A child that is killed when dropped (so an aborted benchmark leaves nothing running).
+/// A child that is killed when dropped (so an aborted test or benchmark leaves nothing running).
 #[derive(Debug)]
 pub struct Owned {
     pub name: String,
@@ -125,21 +125,32 @@ impl Owned {
 
     /// SIGTERM, then wait (SIGKILL after `grace`).
     pub async fn stop(mut self, grace: Duration) -> Result<()> {
+        self.terminate(grace).await?;
+        Ok(())
+    }
+
+    /// SIGTERM, then wait up to `grace` (SIGKILL after that). Returns how the process ended
+    /// (`None` if it had to be killed) and how long it took.
+    pub async fn terminate(&mut self, grace: Duration) -> Result<(Option<ExitStatus>, Duration)> {
+        let started = Instant::now();
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
+            signal(pid, "TERM")?;
         }
         match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(r) => {
-                r?;
-            }
+            Ok(r) => Ok((Some(r?), started.elapsed())),
             Err(_) => {
                 self.child.kill().await?;
+                Ok((None, started.elapsed()))
             }
         }
-        Ok(())
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("killing {}", self.name))
     }
 
     /// Fails if the process already exited (it should be running).
@@ -151,71 +162,75 @@ impl Owned {
     }
 }
 
-/// A private Mosquitto for one set of settings.
+/// Sends `signal` (a name such as `TERM`, `KILL`, `INT`) to `pid` with kill(1) (the workspace
+/// forbids `unsafe`, and kill(1) is everywhere).
+pub fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg("-s")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -s {signal} {pid} failed: {status}");
+    }
+    Ok(())
+}
+
+/// A scratch directory, removed when dropped unless [`Scratch::keep`] was called.
 #[derive(Debug)]
-pub struct Broker {
-    pub port: u16,
-    pub max_inflight: u32,
-    proc: Owned,
-    _dir: PathBuf,
+pub struct Scratch {
+    pub path: PathBuf,
+    keep: bool,
 }
 
-impl Broker {
-    /// Starts Mosquitto on a free port. `max_inflight` is `max_inflight_messages` (Mosquitto's
-    /// default is 20); queues are unbounded so that a slow subscriber loses nothing.
-    pub async fn start(work: &Path, max_inflight: u32) -> Result<Broker> {
-        let port = free_port()?;
-        let dir = work.join(format!("mosquitto-{port}"));
-        std::fs::create_dir_all(&dir)?;
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "# written by stadtpuls-bench\n\
-                 listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
-                 persistence false\n\
-                 max_inflight_messages {max_inflight}\n\
-                 max_queued_messages 0\n\
-                 max_queued_bytes 0\n\
-                 log_dest stderr\n\
-                 log_type error\n\
-                 log_type warning\n"
-            ),
-        )?;
-        let proc = Owned::spawn(
-            "mosquitto",
-            Command::new("mosquitto")
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit()),
-        )?;
-        wait_for_port(port, Duration::from_secs(10)).await?;
-        Ok(Broker {
-            port,
-            max_inflight,
-            proc,
-            _dir: dir,
-        })
+impl Scratch {
+    /// A new directory `<tmp>/<prefix>-<random>`.
+    pub fn new(prefix: &str) -> Result<Scratch> {
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Scratch { path, keep: false })
     }
 
-    pub async fn stop(self) -> Result<()> {
-        self.proc.stop(Duration::from_secs(5)).await
+    /// Leave the directory in place (e.g. to inspect logs after a failure).
+    pub fn keep(&mut self) {
+        self.keep = true;
     }
 }
 
-/// `mosquitto -h`'s first line, e.g. `mosquitto version 2.0.11`.
-pub fn mosquitto_version() -> String {
-    std::process::Command::new("mosquitto")
-        .arg("-h")
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Numeric uid and gid of a system user (via id(1)); `None` if there is no such user.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let o = std::process::Command::new("id")
+            .arg(flag)
+            .arg(user)
+            .output()
+            .ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        String::from_utf8(o.stdout).ok()?.trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// Whether this process runs as root (PostgreSQL refuses to; its processes get another user).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
         .output()
         .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "unknown".into())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .is_some_and(|s| s.trim() == "0")
 }

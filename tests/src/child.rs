@@ -1,18 +1,29 @@
-//! `stadtpuls` as a child process: its configuration file, start, readiness and metrics.
+//! `stadtpuls` as a child process: its configuration file, start, readiness, metrics and
+//! (optionally) its log, kept in a file and the last lines in memory for failure messages.
 
 use crate::procs::{free_port, Owned};
 use anyhow::{bail, Context, Result};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 /// Where and how to run `stadtpuls`.
 #[derive(Clone, Debug)]
 pub struct Binary {
     pub path: PathBuf,
+    /// Configuration files (and captured logs) go here.
     pub work: PathBuf,
+    /// Capture stderr into `<work>/<name>.log` and [`Running::log_tail`] instead of passing it
+    /// through.
+    pub capture_logs: bool,
 }
+
+/// How many log lines a [`Running`] keeps in memory.
+const TAIL_LINES: usize = 200;
 
 /// A running `stadtpuls ingest` or `stadtpuls api`.
 #[derive(Debug)]
@@ -20,6 +31,7 @@ pub struct Running {
     pub proc: Owned,
     /// `http://127.0.0.1:<port>`: the API, or the ingest's health/metrics address.
     pub base: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Binary {
@@ -27,7 +39,7 @@ impl Binary {
     pub fn config(&self, name: &str, database_url: &str, extra: &str) -> Result<PathBuf> {
         let path = self.work.join(format!("{name}.toml"));
         let text = format!(
-            "# written by stadtpuls-bench\n\
+            "# written by stadtpuls-tests\n\
              [database]\nurl = \"{database_url}\"\nmigrate_on_start = false\nmax_connections = 16\n\
              [log]\nlevel = \"warn\"\n\
              {extra}\n"
@@ -42,6 +54,11 @@ impl Binary {
             h["ingest"]["subscribed"] == true
         })
         .await
+    }
+
+    /// `stadtpuls ingest` without waiting for it to be ready (e.g. while the broker is down).
+    pub async fn ingest_unready(&self, config: &Path) -> Result<Running> {
+        self.spawn(config, "ingest", "STADTPULS__INGEST__OPS_LISTEN")
     }
 
     /// `stadtpuls api` on a free port; ready once it reaches the database.
@@ -61,6 +78,14 @@ impl Binary {
         listen_env: &str,
         ready: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<Running> {
+        let mut r = self.spawn(config, command, listen_env)?;
+        if let Err(e) = r.wait_healthy(ready).await {
+            return Err(e.context(format!("log tail:\n{}", r.log_tail(50))));
+        }
+        Ok(r)
+    }
+
+    fn spawn(&self, config: &Path, command: &str, listen_env: &str) -> Result<Running> {
         let port = free_port()?;
         let mut cmd = Command::new(&self.path);
         cmd.arg("--config")
@@ -68,14 +93,50 @@ impl Binary {
             .arg(command)
             .env(listen_env, format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let proc = Owned::spawn(&format!("stadtpuls {command}"), &mut cmd)?;
-        let r = Running {
+            .stderr(if self.capture_logs {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
+        if self.capture_logs {
+            cmd.env("STADTPULS__LOG__LEVEL", "info");
+        }
+        let mut proc = Owned::spawn(&format!("stadtpuls {command}"), &mut cmd)?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(stderr) = proc.child.stderr.take() {
+            let stem = config
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("stadtpuls");
+            let log = self.work.join(format!("{stem}.log"));
+            let tail = tail.clone();
+            // Log reader: appends every line to the log file and keeps the last ones.
+            tokio::spawn(async move {
+                let mut file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .await
+                    .ok();
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(f) = file.as_mut() {
+                        let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                    if let Ok(mut t) = tail.lock() {
+                        if t.len() == TAIL_LINES {
+                            t.pop_front();
+                        }
+                        t.push_back(line);
+                    }
+                }
+            });
+        }
+        Ok(Running {
             proc,
             base: format!("http://127.0.0.1:{port}"),
-        };
-        r.wait_healthy(ready).await?;
-        Ok(r)
+            tail,
+        })
     }
 
     /// Runs `stadtpuls <args>` to completion, sampling its memory; returns (wall time, peak RSS
@@ -109,17 +170,17 @@ impl Binary {
 }
 
 impl Running {
-    async fn wait_healthy(&self, ok: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
+    /// Waits until `/health` satisfies `ok` (60 s at most; fails early if the process exits).
+    pub async fn wait_healthy(&mut self, ok: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
         let http = reqwest::Client::new();
         let until = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = http.get(format!("{}/health", self.base)).send().await {
-                if let Ok(v) = r.json::<serde_json::Value>().await {
-                    if ok(&v) {
-                        return Ok(());
-                    }
+            if let Ok(v) = self.health(&http).await {
+                if ok(&v) {
+                    return Ok(());
                 }
             }
+            self.proc.check_running()?;
             if Instant::now() > until {
                 bail!("{} did not become healthy at {}", self.proc.name, self.base);
             }
@@ -127,10 +188,29 @@ impl Running {
         }
     }
 
+    /// `/health` as JSON (whatever its status code).
+    pub async fn health(&self, http: &reqwest::Client) -> Result<serde_json::Value> {
+        Ok(http
+            .get(format!("{}/health", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// The last `n` lines the process logged (with `capture_logs`).
+    pub fn log_tail(&self, n: usize) -> String {
+        let t = self.tail.lock().map(|t| t.clone()).unwrap_or_default();
+        let skip = t.len().saturating_sub(n);
+        t.into_iter().skip(skip).collect::<Vec<_>>().join("\n")
+    }
+
     /// The value of an unlabelled counter from `/metrics` (0 when not yet recorded).
     pub async fn counter(&self, http: &reqwest::Client, name: &str) -> Result<f64> {
         let text = http
             .get(format!("{}/metrics", self.base))
+            .timeout(Duration::from_secs(10))
             .send()
             .await?
             .text()

@@ -1,0 +1,419 @@
+//! One run's outcome, the JSON-lines record, and the table `scripts/faults` publishes.
+
+use super::scenarios::{Fault, Scenario};
+use super::verify::{readings_for, Counts};
+use super::Options;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What one run of one scenario showed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub scenario: Scenario,
+    /// Whether loss fails the run (`false`: an upstream limit that is measured).
+    pub required: bool,
+    pub run: usize,
+    /// Uplinks in the workload.
+    pub n: u64,
+    /// Uplinks the broker acknowledged to the publisher.
+    pub sent: u64,
+    /// Distinct dedup keys stored.
+    pub stored: u64,
+    pub readings: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    /// Uplinks the ingest received again after storing them (its duplicate counter, summed over
+    /// its processes; for a SIGKILLed process the last value scraped before the kill).
+    pub redelivered: u64,
+    /// PUBLISH packets the publisher sent again after losing its connection.
+    pub resent: u64,
+    pub publisher_disconnects: u64,
+    /// Seconds from the end of the fault until everything the broker had acknowledged by then
+    /// was stored.
+    pub recovery_s: Option<f64>,
+    /// Seconds from the end of the fault until all N were stored (includes the rest of the
+    /// stream).
+    pub caught_up_s: Option<f64>,
+    /// `sigterm`: seconds from the signal to the exit, and the exit code.
+    pub exit_s: Option<f64>,
+    pub exit_code: Option<i32>,
+    /// Largest ingest RSS sampled during the run and during the fault.
+    pub peak_rss_mib: f64,
+    pub fault_peak_rss_mib: f64,
+    /// `postgres_outage`: `/health` answers during the outage (`status/writer`).
+    pub health: Vec<String>,
+    /// `slow_database`: uplinks stored while `readings` was locked.
+    pub stored_while_locked: Option<u64>,
+    pub note: String,
+    /// Why the run failed (besides the counts).
+    pub problems: Vec<String>,
+    #[serde(skip)]
+    pub log_tail: String,
+}
+
+impl Outcome {
+    pub fn new(scenario: Scenario, run: usize, n: u64) -> Outcome {
+        Outcome {
+            scenario,
+            required: scenario.required(),
+            run,
+            n,
+            sent: 0,
+            stored: 0,
+            readings: 0,
+            lost: 0,
+            duplicated: 0,
+            unexpected: 0,
+            redelivered: 0,
+            resent: 0,
+            publisher_disconnects: 0,
+            recovery_s: None,
+            caught_up_s: None,
+            exit_s: None,
+            exit_code: None,
+            peak_rss_mib: 0.0,
+            fault_peak_rss_mib: 0.0,
+            health: Vec::new(),
+            stored_while_locked: None,
+            note: String::new(),
+            problems: Vec::new(),
+            log_tail: String::new(),
+        }
+    }
+
+    pub fn absorb_fault(&mut self, f: &Fault) {
+        if let Some((s, code)) = f.exit {
+            self.exit_s = Some(s);
+            self.exit_code = code;
+        }
+        self.health = f.health.clone();
+        self.stored_while_locked = f.blocked;
+        self.note = f.note.clone();
+    }
+
+    pub fn absorb_counts(&mut self, c: &Counts) {
+        self.stored = c.stored;
+        self.readings = c.readings;
+        self.lost = c.lost;
+        self.duplicated = c.duplicated;
+        self.unexpected = c.unexpected;
+    }
+
+    /// What the counts say is wrong. Loss counts only for required scenarios; duplicates,
+    /// unexpected keys and readings that do not match the stored uplinks always do.
+    pub fn count_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.required {
+            if self.sent != self.n {
+                p.push(format!(
+                    "the broker acknowledged {} of {}",
+                    self.sent, self.n
+                ));
+            }
+            if self.lost > 0 {
+                p.push(format!("{} uplinks lost", self.lost));
+            }
+        }
+        if self.duplicated > 0 {
+            p.push(format!("{} rows stored twice", self.duplicated));
+        }
+        if self.unexpected > 0 {
+            p.push(format!(
+                "{} stored uplinks were never sent",
+                self.unexpected
+            ));
+        }
+        if self.readings != readings_for(self.stored) {
+            p.push(format!(
+                "{} readings for {} uplinks (want {})",
+                self.readings,
+                self.stored,
+                readings_for(self.stored)
+            ));
+        }
+        p
+    }
+
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.count_problems().is_empty()
+    }
+
+    /// One line for the console.
+    pub fn summary(&self) -> String {
+        let head = if self.passed() { "ok" } else { "FAILED" };
+        let mut s = format!(
+            "{head}: sent {}, stored {}, readings {}, lost {}, duplicated {}, redelivered {}, resent {}, recovery {}",
+            self.sent,
+            self.stored,
+            self.readings,
+            self.lost,
+            self.duplicated,
+            self.redelivered,
+            self.resent,
+            secs(self.recovery_s)
+        );
+        if let Some(e) = self.exit_s {
+            s.push_str(&format!(", exit {e:.1} s (status {:?})", self.exit_code));
+        }
+        if !self.health.is_empty() {
+            s.push_str(&format!(", health {:?}", self.health));
+        }
+        if self.fault_peak_rss_mib > 0.0 {
+            s.push_str(&format!(
+                ", RSS during fault ≤ {:.0} MiB",
+                self.fault_peak_rss_mib
+            ));
+        }
+        if !self.note.is_empty() {
+            s.push_str(&format!(", {}", self.note));
+        }
+        for p in self.problems.iter().chain(&self.count_problems()) {
+            s.push_str(&format!("\n    problem: {p}"));
+        }
+        s
+    }
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1} s"))
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    passed: bool,
+}
+
+/// Appends `out` as one JSON line to `path`.
+pub fn append_record(path: &Path, out: &Outcome) -> Result<()> {
+    let line = serde_json::to_string(&Record {
+        outcome: out,
+        passed: out.passed(),
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{line}")?;
+    Ok(())
+}
+
+/// All runs of a suite.
+#[derive(Debug)]
+pub struct Report {
+    pub opts: Options,
+    pub runs: Vec<Outcome>,
+    /// Kept scratch directory (logs), if any.
+    pub scratch: Option<PathBuf>,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub scenario: Scenario,
+    pub required: bool,
+    pub runs: usize,
+    pub passed: usize,
+    pub sent: u64,
+    pub stored: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub redelivered: u64,
+    pub resent: u64,
+    pub recovery_median_s: Option<f64>,
+    pub recovery_max_s: Option<f64>,
+    pub exit_median_s: Option<f64>,
+    pub exit_max_s: Option<f64>,
+    pub peak_rss_max_mib: f64,
+}
+
+impl Report {
+    pub fn new(opts: &Options) -> Report {
+        Report {
+            opts: opts.clone(),
+            runs: Vec::new(),
+            scratch: None,
+            started: chrono::Utc::now(),
+        }
+    }
+
+    pub fn failures(&self) -> Vec<&Outcome> {
+        self.runs.iter().filter(|o| !o.passed()).collect()
+    }
+
+    /// Every failed run with its problems and the ingest's last log lines.
+    pub fn failure_text(&self) -> String {
+        let mut s = String::new();
+        for o in self.failures() {
+            s.push_str(&format!(
+                "\n== {} run {}: {}\n{}\n",
+                o.scenario.name(),
+                o.run,
+                o.summary(),
+                o.log_tail
+            ));
+        }
+        if let Some(d) = &self.scratch {
+            s.push_str(&format!(
+                "\nlogs, configs and the cluster are kept in {}\n",
+                d.display()
+            ));
+        }
+        s
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        self.opts
+            .scenarios()
+            .into_iter()
+            .filter_map(|sc| {
+                let runs: Vec<&Outcome> = self.runs.iter().filter(|o| o.scenario == sc).collect();
+                if runs.is_empty() {
+                    return None;
+                }
+                let sum = |f: fn(&Outcome) -> u64| runs.iter().map(|o| f(o)).sum::<u64>();
+                let rec: Vec<f64> = runs.iter().filter_map(|o| o.recovery_s).collect();
+                let exit: Vec<f64> = runs.iter().filter_map(|o| o.exit_s).collect();
+                Some(Row {
+                    scenario: sc,
+                    required: sc.required(),
+                    runs: runs.len(),
+                    passed: runs.iter().filter(|o| o.passed()).count(),
+                    sent: sum(|o| o.sent),
+                    stored: sum(|o| o.stored),
+                    lost: sum(|o| o.lost),
+                    duplicated: sum(|o| o.duplicated),
+                    redelivered: sum(|o| o.redelivered),
+                    resent: sum(|o| o.resent),
+                    recovery_median_s: median(&rec),
+                    recovery_max_s: rec.iter().copied().reduce(f64::max),
+                    exit_median_s: median(&exit),
+                    exit_max_s: exit.iter().copied().reduce(f64::max),
+                    peak_rss_max_mib: runs.iter().map(|o| o.peak_rss_mib).fold(0.0, f64::max),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes `<stem>.md` (the table) and `<stem>.json` (table, parameters and every run).
+    pub fn write(&self, stem: &Path) -> Result<()> {
+        if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let o = &self.opts;
+        let rows = self.rows();
+        let json = serde_json::json!({
+            "started": self.started,
+            "finished": chrono::Utc::now(),
+            "commit": git_commit(),
+            "parameters": {
+                "n": o.n, "runs": o.runs, "rate_per_s": o.rate, "devices": o.devices,
+                "outage_s": o.outage.as_secs(), "lock_s": o.lock.as_secs(),
+                "rss_limit_mib": o.rss_limit_mib,
+                "binary": o.bin.display().to_string(),
+            },
+            "versions": {
+                "mosquitto": crate::mosquitto::mosquitto_version(),
+                "postgres_bin": crate::postgres::pg_bin().display().to_string(),
+            },
+            "table": rows,
+            "runs": self.runs.iter().map(|r| serde_json::json!({"passed": r.passed(), "outcome": r})).collect::<Vec<_>>(),
+        });
+        std::fs::write(
+            stem.with_extension("json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        let mut md = format!(
+            "# Fault-injection results\n\n\
+             Written by `scripts/faults` ({}, commit {}); raw data: `{}`.\n\
+             Each run: {} ChirpStack v4 uplinks (3 readings each) from {} devices at QoS 1, {}/s, \
+             one fault once 30 % are with the broker. `{}`, PostgreSQL + TimescaleDB (fsync on), \
+             Mosquitto with persistence, all test-owned.\n\n\
+             | scenario | runs | passed | sent | stored | lost | duplicated | redelivered | resent by publisher | recovery median / max | SIGTERM exit median / max | peak RSS |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            self.started.format("%Y-%m-%dT%H:%M:%SZ"),
+            git_commit(),
+            stem.with_extension("json")
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or(""),
+            o.n,
+            o.devices,
+            o.rate,
+            o.bin.display(),
+        );
+        for r in &rows {
+            md.push_str(&format!(
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {:.0} MiB |\n",
+                r.scenario.name(),
+                if r.required { "" } else { " (upstream limit)" },
+                r.runs,
+                r.passed,
+                r.sent,
+                r.stored,
+                r.lost,
+                r.duplicated,
+                r.redelivered,
+                r.resent,
+                secs(r.recovery_median_s),
+                secs(r.recovery_max_s),
+                match (r.exit_median_s, r.exit_max_s) {
+                    (Some(a), Some(b)) => format!("{a:.1} s / {b:.1} s"),
+                    _ => "-".into(),
+                },
+                r.peak_rss_max_mib,
+            ));
+        }
+        md.push_str(
+            "\nsent: uplinks the broker acknowledged to the publisher; stored: distinct dedup keys in \
+             `uplinks` (readings are checked to be exactly 3 per stored uplink); lost: sent keys not \
+             stored; duplicated: rows beyond the first per dedup key or per (device, quantity, time); \
+             redelivered: uplinks the ingest received again after storing them (its duplicate \
+             counter); recovery: from the end of the fault until everything the broker had \
+             acknowledged by then was stored.\n\n## Scenarios\n\n",
+        );
+        for sc in o.scenarios() {
+            md.push_str(&format!("- `{}`: {}\n", sc.name(), sc.description(o)));
+        }
+        let failed = self.failures();
+        if !failed.is_empty() {
+            md.push_str("\n## Failed runs\n\n");
+            for f in failed {
+                md.push_str(&format!(
+                    "- `{}` run {}: {}\n",
+                    f.scenario.name(),
+                    f.run,
+                    f.summary().replace('\n', " ")
+                ));
+            }
+        }
+        std::fs::write(stem.with_extension("md"), md)?;
+        Ok(())
+    }
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(s[s.len() / 2])
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
