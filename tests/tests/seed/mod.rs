@@ -32,12 +32,7 @@ pub struct Keys {
 
 /// Seeds the registry and returns the keys.
 pub async fn seed(app: &TestApp) -> Keys {
-    let admin = app
-        .store
-        .create_key(Scope::Admin, None)
-        .await
-        .unwrap()
-        .secret;
+    let admin = app.admin_key().await;
     let put = |path: String, body: Value| {
         let admin = admin.clone();
         async move {
