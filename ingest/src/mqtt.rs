@@ -221,20 +221,7 @@ impl Session {
                     }
                 }
                 Ok(Event::Incoming(Incoming::Publish(publish))) => {
-                    metrics::counter!("stadtpuls_mqtt_messages_received_total").increment(1);
-                    let full_topic = publish.topic.clone();
-                    let topic = full_topic
-                        .strip_prefix(prefix.as_str())
-                        .unwrap_or(&full_topic)
-                        .to_string();
-                    let dialect = dialect_for(&filters, &full_topic);
-                    let msg = InboundMessage {
-                        topic,
-                        dialect,
-                        received_at: ctx.clock.now(),
-                        publish,
-                        generation: current_gen,
-                    };
+                    let msg = inbound(&ctx, &filters, &prefix, publish, current_gen);
                     if overflow.is_empty() {
                         match tx.try_send(msg) {
                             Ok(()) => {}
@@ -251,6 +238,15 @@ impl Session {
                 Err(e) => {
                     ctx.health.set_connected(false);
                     ctx.health.record_error(format!("MQTT: {e}"));
+                    // PUBLISHes rumqttc parsed before the error are still in its event queue;
+                    // they would come out after the reconnect looking new, and their acks would
+                    // hit whatever the new connection's packet ids mean. Take them now, as the
+                    // old connection's: stored, never acked (the broker redelivers them).
+                    for ev in std::mem::take(&mut eventloop.state.events) {
+                        if let Event::Incoming(Incoming::Publish(p)) = ev {
+                            overflow.push_back(inbound(&ctx, &filters, &prefix, p, current_gen));
+                        }
+                    }
                     // New connection generation: acks of packets from the old one are void.
                     current_gen += 1;
                     // `poll` already moved unsent requests into `pending`; drop every ack and
@@ -266,10 +262,10 @@ impl Session {
                         metrics::counter!("stadtpuls_mqtt_acks_skipped_total")
                             .increment((before - eventloop.pending.len()) as u64);
                     }
-                    // Packets still waiting for the writer belong to the old connection; the
-                    // broker redelivers them. Keeping them would only store them (harmlessly)
-                    // twice, so drop them.
-                    overflow.clear();
+                    // Packets still waiting for the writer belong to the old connection: they
+                    // are stored but not acked. The broker redelivers them (stored once, by
+                    // their dedup key) — unless it restarted from an older save and lost them,
+                    // which is why they are kept rather than dropped.
                     metrics::counter!("stadtpuls_mqtt_disconnects_total").increment(1);
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
                     tokio::select! {
@@ -296,6 +292,30 @@ impl Session {
             tracing::warn!("broker did not close the connection within 1.5 s of DISCONNECT");
         }
         ctx.health.set_connected(false);
+    }
+}
+
+/// A received PUBLISH for the writer: topic without the configured prefix, the dialect of its
+/// subscription, the receive time and its connection's generation.
+fn inbound(
+    ctx: &IngestContext,
+    filters: &[(String, Dialect)],
+    prefix: &str,
+    publish: Publish,
+    generation: u64,
+) -> InboundMessage {
+    metrics::counter!("stadtpuls_mqtt_messages_received_total").increment(1);
+    let topic = publish
+        .topic
+        .strip_prefix(prefix)
+        .unwrap_or(&publish.topic)
+        .to_string();
+    InboundMessage {
+        dialect: dialect_for(filters, &publish.topic),
+        topic,
+        received_at: ctx.clock.now(),
+        publish,
+        generation,
     }
 }
 

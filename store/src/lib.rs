@@ -76,12 +76,15 @@ impl StoreError {
                     let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                     // 08: connection exception, 40: transaction rollback (serialisation,
                     // deadlock), 53: insufficient resources, 57P: operator intervention
-                    // (admin shutdown, cannot connect now), 55P03: lock not available.
+                    // (admin shutdown, cannot connect now), 55P03: lock not available,
+                    // 57014: statement timeout or cancel (e.g. a batch that waited behind a
+                    // lock longer than `statement_timeout`: good data, to be written again).
                     code.starts_with("08")
                         || code.starts_with("40")
                         || code.starts_with("53")
                         || code.starts_with("57P")
                         || code == "55P03"
+                        || code == "57014"
                 }
                 _ => false,
             },

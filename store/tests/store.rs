@@ -536,3 +536,27 @@ async fn places_import_and_reimport_update() {
         .to_string();
     assert!(err.contains("GARAGE"), "{err}");
 }
+
+/// A statement cancelled by `statement_timeout` (e.g. a batch stuck behind a lock) is worth
+/// retrying; the writer would otherwise dead-letter good uplinks as `store_rejected`.
+#[tokio::test]
+async fn a_statement_timeout_is_transient_and_a_constraint_violation_is_not() {
+    let store = fresh_store().await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("SET statement_timeout = '50ms'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let timeout = sqlx::query("SELECT pg_sleep(2)")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    let timeout = StoreError::Database(timeout);
+    assert!(timeout.to_string().contains("statement timeout"), "{timeout}");
+    assert!(timeout.is_transient());
+    let violation = sqlx::query("INSERT INTO quantities (id, name) VALUES (NULL, NULL)")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(!StoreError::Database(violation).is_transient());
+}
