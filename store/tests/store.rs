@@ -552,7 +552,10 @@ async fn a_statement_timeout_is_transient_and_a_constraint_violation_is_not() {
         .await
         .unwrap_err();
     let timeout = StoreError::Database(timeout);
-    assert!(timeout.to_string().contains("statement timeout"), "{timeout}");
+    assert!(
+        timeout.to_string().contains("statement timeout"),
+        "{timeout}"
+    );
     assert!(timeout.is_transient());
     let violation = sqlx::query("INSERT INTO quantities (id, name) VALUES (NULL, NULL)")
         .execute(&mut *conn)
