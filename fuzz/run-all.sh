@@ -5,6 +5,8 @@
 #   fuzz/run-all.sh 600            # all targets
 #   fuzz/run-all.sh 60 mapping     # some targets
 #
+# On two cores, run two instances with disjoint target lists side by side.
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). RUSTC_BOOTSTRAP lets the pinned
 # stable toolchain accept the nightly flags cargo-fuzz passes; `-s none` because every
 # workspace crate forbids `unsafe` (FUZZ_SANITIZER=address to use ASan anyway).
@@ -31,11 +33,11 @@ for t in "${targets[@]}"; do
     before=$(find "artifacts/$t" -type f | wc -l)
     log=artifacts/logs/$t.log
     start=$(date +%s)
-    # -jobs=1: the fuzzer runs in a child process that logs to fuzz-0.log.
-    "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" -workers=1 -jobs=1 \
+    # In-process (no -jobs, which would log to ./fuzz-0.log), so that two instances of this
+    # script with different targets can share the directory, one per core.
+    "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" \
         -print_final_stats=1 "corpus/$t" >"$log" 2>&1 || true
     elapsed=$(($(date +%s) - start))
-    if [ -f fuzz-0.log ]; then cat fuzz-0.log >>"$log" && rm fuzz-0.log; fi
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
     after=$(find "artifacts/$t" -type f | wc -l)
     # `cargo fuzz cmin` without its rebuild: merge into an empty directory, then swap.

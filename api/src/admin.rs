@@ -11,22 +11,23 @@
 
 use crate::auth::{require_admin, Authenticated};
 use crate::error::ApiError;
+use crate::extract::{JsonBody, Path, Query};
 use crate::params::{self, clip};
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use stadtpuls_gateways::codecs::Codec;
-use stadtpuls_store::{Building, Deleted, DeviceKind, NewDevice, ParkingSite, Room, Visibility};
-use std::collections::HashMap;
+use stadtpuls_store::{
+    Building, Deleted, DeviceKind, NewDevice, ParkingSite, Room, StoreError, Visibility,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 /// The admin registry routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -111,16 +112,73 @@ pub struct DeviceBody {
 /// Parses a strict JSON body. A field of the wrong type is blamed by its name (`capacity`);
 /// syntax errors, unknown and missing fields on `body`, with serde's message naming them.
 fn body<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    // serde would also read a struct from an array of its fields in order; the API does not.
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad("body", "expected a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let param = if path.is_empty() || path == "." {
-            "body"
-        } else {
-            path.as_str()
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| {
+            // The path up to the first segment serde could not name (`?`: e.g. a key that is
+            // not a string); nothing named means the body as a whole.
+            let path = e.path().to_string();
+            let named: Vec<&str> = path
+                .split('.')
+                .take_while(|s| !s.is_empty() && *s != "?")
+                .collect();
+            let param = if named.is_empty() {
+                "body".to_string()
+            } else {
+                named.join(".")
+            };
+            ApiError::bad(&param, e.inner().to_string())
+        })
+        .and_then(|parsed| match nul_in(raw) {
+            Some(field) => Err(ApiError::bad(
+                &field,
+                "contains a NUL character (U+0000), which no text may hold",
+            )),
+            None => Ok(parsed),
+        })
+}
+
+/// The JSON path (`name`, `rooms.0.name`) of the first string or key holding U+0000, if any.
+/// PostgreSQL text cannot store it: this keeps such a body a 400 instead of a failed insert.
+fn nul_in(raw: &[u8]) -> Option<String> {
+    fn walk(v: &Value, path: &str) -> Option<String> {
+        let here = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
         };
-        ApiError::bad(param, e.inner().to_string())
-    })
+        match v {
+            Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+                "body".to_string()
+            } else {
+                path.to_string()
+            }),
+            Value::Object(map) => map.iter().find_map(|(k, v)| {
+                let p = here(&k.replace('\0', "\\0"));
+                if k.contains('\0') {
+                    Some(p)
+                } else {
+                    walk(v, &p)
+                }
+            }),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &here(&i.to_string()))),
+            _ => None,
+        }
+    }
+    // Only a body spelling the escape can hold a NUL (JSON forbids it raw in strings).
+    if !raw.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    walk(&serde_json::from_slice(raw).ok()?, "")
 }
 
 /// A body's own id, if it has one, must be the path's.
@@ -169,13 +227,15 @@ async fn refresh_index(st: &AppState) {
     put,
     path = "/v1/admin/parking/sites/{uid}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     request_body = crate::admin::SiteBody,
     params(("uid" = String, Path, description = "Site uid")),
     responses(
         (status = 201, description = "Created", body = crate::openapi::ParkingSite),
         (status = 200, description = "Replaced", body = crate::openapi::ParkingSite),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::Unavailable,
@@ -186,7 +246,7 @@ async fn put_site(
     Authenticated(p): Authenticated,
     Path(uid): Path<String>,
     Query(q): Q,
-    raw: Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
@@ -221,7 +281,7 @@ async fn put_site(
     delete,
     path = "/v1/admin/parking/sites/{uid}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     params(("uid" = String, Path, description = "Site uid")),
     responses(
         (status = 200, description = "Deleted; its devices stay, without a site", body = crate::openapi::DeleteOutcome),
@@ -249,13 +309,15 @@ async fn delete_site(
     put,
     path = "/v1/admin/buildings/{id}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     request_body = crate::admin::BuildingBody,
     params(("id" = String, Path, description = "Building id")),
     responses(
         (status = 201, description = "Created", body = crate::openapi::Building),
         (status = 200, description = "Replaced", body = crate::openapi::Building),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::Unavailable,
@@ -266,7 +328,7 @@ async fn put_building(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     Query(q): Q,
-    raw: Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
@@ -288,7 +350,7 @@ async fn put_building(
     delete,
     path = "/v1/admin/buildings/{id}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     params(("id" = String, Path, description = "Building id")),
     responses(
         (status = 200, description = "Deleted with its rooms and building keys; devices stay", body = crate::openapi::DeleteOutcome),
@@ -316,7 +378,7 @@ async fn delete_building(
     put,
     path = "/v1/admin/buildings/{id}/rooms/{room}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     request_body = crate::admin::RoomBody,
     params(
         ("id" = String, Path, description = "Building id"),
@@ -326,6 +388,8 @@ async fn delete_building(
         (status = 201, description = "Created", body = Object),
         (status = 200, description = "Replaced", body = Object),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
@@ -337,7 +401,7 @@ async fn put_room(
     Authenticated(p): Authenticated,
     Path((id, room)): Path<(String, String)>,
     Query(q): Q,
-    raw: Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
@@ -353,7 +417,14 @@ async fn put_room(
         floor: b.floor,
         usage: b.usage,
     };
-    let created = st.store.put_room(&room).await?;
+    // The store names the room's own id `id`; in this route that is the `room` parameter.
+    let created = st.store.put_room(&room).await.map_err(|e| match e {
+        StoreError::Invalid {
+            field: "id",
+            problem,
+        } => ApiError::bad("room", problem),
+        other => other.into(),
+    })?;
     Ok(created_or_replaced(created, json!(room)))
 }
 
@@ -362,7 +433,7 @@ async fn put_room(
     delete,
     path = "/v1/admin/buildings/{id}/rooms/{room}",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     params(
         ("id" = String, Path, description = "Building id"),
         ("room" = String, Path, description = "Room id"),
@@ -398,13 +469,15 @@ async fn delete_room(
     path = "/v1/admin/devices/{dev_eui}",
     operation_id = "put_device",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     request_body = crate::admin::DeviceBody,
-    params(("dev_eui" = String, Path, description = "16 hex digits")),
+    params(("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001")),
     responses(
         (status = 201, description = "Registered", body = Object),
         (status = 200, description = "Updated", body = Object),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::Unavailable,
@@ -415,7 +488,7 @@ async fn put_device(
     Authenticated(p): Authenticated,
     Path(raw_eui): Path<String>,
     Query(q): Q,
-    raw: Bytes,
+    JsonBody(raw): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;

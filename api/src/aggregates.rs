@@ -12,9 +12,10 @@ use stadtpuls_store::aggregates::{
     is_cumulative_counter, Agg, AggregateBucket, BucketWidth, MAX_BUCKETS,
 };
 
-/// Longest window of one request: a leap year plus a day of margin, so a calendar year of
-/// hourly buckets (8 784) always fits, whatever the time zone of its bounds.
-pub const MAX_WINDOW_DAYS: i64 = 367;
+/// The default of `http.max_window_days`, the longest window of one request: a leap year plus
+/// a day of margin, so a calendar year of hourly buckets (8 784) always fits, whatever the time
+/// zone of its bounds.
+pub const MAX_WINDOW_DAYS: u32 = 367;
 
 /// Aggregates asked for when `agg` is absent.
 pub const DEFAULT_AGGS: [Agg; 4] = [Agg::Avg, Agg::Min, Agg::Max, Agg::Count];
@@ -33,18 +34,20 @@ pub struct AggregateQuery {
 /// Reads `quantity` (required), `bucket` (required: 15m, 1h or 1d), `agg` (comma list,
 /// default `avg,min,max,count`; duplicates ignored; `sum` only for cumulative counters),
 /// `from` and `to` (RFC 3339; default the day before `now`). The window must not be empty,
-/// may be at most [`MAX_WINDOW_DAYS`] long and hold at most [`MAX_BUCKETS`] buckets.
+/// may be at most `max_days` (`http.max_window_days`) long and hold at most [`MAX_BUCKETS`]
+/// buckets.
 ///
 /// Parameters it does not know are left in `p`; the handler rejects them with
 /// [`Params::finish`].
 pub fn parse_aggregate_query(
     p: &mut Params,
     now: DateTime<Utc>,
+    max_days: u32,
 ) -> Result<AggregateQuery, ApiError> {
     let quantity = p
         .quantity()?
         .ok_or_else(|| ApiError::bad("quantity", "required, e.g. quantity=temperature"))?;
-    let (from, to, width) = parse_window(p, now)?;
+    let (from, to, width) = parse_window(p, now, max_days)?;
     let aggs = aggs(p, quantity)?;
     Ok(AggregateQuery {
         quantity,
@@ -60,11 +63,13 @@ pub fn parse_aggregate_query(
 pub fn parse_window(
     p: &mut Params,
     now: DateTime<Utc>,
+    max_days: u32,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>, BucketWidth), ApiError> {
     let width = bucket(p)?;
     let to = p.time("to")?.unwrap_or(now);
     let from = p.time("from")?.unwrap_or(to - TimeDelta::days(1));
-    check_window(from, to, width)?;
+    check_span(from, to, max_days, "request")?;
+    check_buckets(from, to, width)?;
     Ok((from, to, width))
 }
 
@@ -117,10 +122,13 @@ fn aggs(p: &mut Params, quantity: Quantity) -> Result<Vec<Agg>, ApiError> {
     Ok(aggs)
 }
 
-fn check_window(
+/// A non-empty window `[from, to)` of at most `max_days` days; 400 naming `from` otherwise
+/// (`what` is "request" or "export", for the message). Pure.
+pub fn check_span(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    width: BucketWidth,
+    max_days: u32,
+    what: &str,
 ) -> Result<(), ApiError> {
     if from >= to {
         return Err(ApiError::bad(
@@ -129,15 +137,24 @@ fn check_window(
         ));
     }
     let length = to - from;
-    if length > TimeDelta::days(MAX_WINDOW_DAYS) {
+    if length > TimeDelta::days(i64::from(max_days)) {
         let days = length.num_seconds() as f64 / 86_400.0;
         return Err(ApiError::bad(
             "from",
             format!(
-                "the window is {days:.1} days long; at most {MAX_WINDOW_DAYS} days per request"
+                "the window is {days:.1} days long; at most {max_days} days per {what} \
+                 (http.max_window_days)"
             ),
         ));
     }
+    Ok(())
+}
+
+fn check_buckets(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    width: BucketWidth,
+) -> Result<(), ApiError> {
     let buckets = width.bucket_count(from, to);
     if buckets > MAX_BUCKETS {
         return Err(ApiError::bad(
@@ -184,7 +201,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         );
-        let q = parse_aggregate_query(&mut p, t("2024-05-01T12:00:00Z"))?;
+        let q = parse_aggregate_query(&mut p, t("2024-05-01T12:00:00Z"), MAX_WINDOW_DAYS)?;
         // Everything it knows is consumed.
         p.finish().unwrap();
         Ok(q)

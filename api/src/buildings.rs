@@ -11,12 +11,13 @@
 use crate::aggregates::{bucket_json, parse_aggregate_query};
 use crate::auth::{require_admin, require_building, Authenticated, Principal};
 use crate::error::ApiError;
+use crate::extract::{JsonBody, Path, Query};
 use crate::geo::{GeoIndex, GeoQuery};
 use crate::params::clip;
 use crate::params::utc;
 use crate::params::Params;
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
@@ -27,11 +28,10 @@ use stadtpuls_store::buildings::{
     SilenceWindows,
 };
 use stadtpuls_store::{Building, DeviceKind};
-use std::collections::HashMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 /// The building routes (an API key is required on every one).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -125,6 +125,8 @@ async fn list(
     responses(
         (status = 200, description = "OK", body = crate::openapi::BuildingList),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Unavailable,
     ),
@@ -133,7 +135,7 @@ async fn search(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
     Query(q): Q,
-    body: axum::body::Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     Params::new(q).finish()?;
     let geo = crate::geo::polygon_body(&body)?;
@@ -182,7 +184,7 @@ async fn buildings_for(
     path = "/v1/buildings/{id}",
     operation_id = "building",
     tag = "buildings",
-    security(("api_key" = [])),
+    security(("api_key" = ["building"])),
     params(("id" = String, Path, description = "Building id")),
     responses(
         (status = 200, description = "OK", body = crate::openapi::BuildingDetail),
@@ -226,7 +228,7 @@ async fn detail(
     get,
     path = "/v1/buildings/{id}/rooms/{room}/history",
     tag = "buildings",
-    security(("api_key" = [])),
+    security(("api_key" = ["building"])),
     params(
         ("id" = String, Path, description = "Building id"),
         ("room" = String, Path, description = "Room id"),
@@ -250,7 +252,11 @@ async fn room_history(
 ) -> Result<Json<Value>, ApiError> {
     require_building(&p, &id)?;
     let mut params = Params::new(q);
-    let query = parse_aggregate_query(&mut params, st.clock.now())?;
+    let query = parse_aggregate_query(
+        &mut params,
+        st.clock.now(),
+        st.settings.http.max_window_days,
+    )?;
     params.finish()?;
     if query.aggs.contains(&Agg::Sum) {
         return Err(ApiError::bad(
@@ -301,7 +307,7 @@ async fn room_history(
     get,
     path = "/v1/admin/devices",
     tag = "admin",
-    security(("api_key" = [])),
+    security(("api_key" = ["admin"])),
     params(crate::openapi::StatusParam),
     responses(
         (status = 200, description = "OK", body = crate::openapi::DeviceHealthList),
@@ -316,6 +322,8 @@ async fn admin_devices(
     Authenticated(p): Authenticated,
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
+    // Scope before parameters: a building key learns nothing about this route's input.
+    require_admin(&p)?;
     let mut params = Params::new(q);
     let status = params
         .string("status")

@@ -29,6 +29,21 @@ pub enum ApiError {
     /// JSON-LD or Turtle).
     #[error("not acceptable: {0}")]
     NotAcceptable(String),
+    /// The request body is longer than `http.max_body_bytes`.
+    #[error("payload too large: more than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// A request body in a media type the route does not read (the API reads JSON only).
+    #[error("unsupported media type '{0}'")]
+    UnsupportedMediaType(String),
+    /// The path exists, but not with this method; `allow` lists the methods it has.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: String, allow: String },
+    /// The client exceeded its rate limit (`http.rate_limit_per_second`).
+    #[error("rate limited for {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// The handler did not answer within `http.request_timeout_secs`.
+    #[error("no answer within {secs} s")]
+    Timeout { secs: u64 },
     /// A byte range outside a file of `size` bytes.
     #[error("range not satisfiable in {size} bytes")]
     RangeNotSatisfiable { size: u64 },
@@ -102,6 +117,54 @@ impl IntoResponse for ApiError {
                 why.clone(),
                 None,
             ),
+            ApiError::PayloadTooLarge { limit } => {
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => "body")
+                    .increment(1);
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Content Too Large",
+                    format!("body: longer than {limit} bytes (http.max_body_bytes)"),
+                    Some("body".to_string()),
+                )
+            }
+            ApiError::UnsupportedMediaType(got) => {
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => "content-type")
+                    .increment(1);
+                (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Unsupported Media Type",
+                    format!(
+                        "content-type: '{}' is not JSON; send application/json",
+                        crate::params::clip(got)
+                    ),
+                    Some("content-type".to_string()),
+                )
+            }
+            ApiError::MethodNotAllowed { method, allow } => {
+                metrics::counter!("stadtpuls_api_bad_requests_total", "param" => "method")
+                    .increment(1);
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Method Not Allowed",
+                    format!("{method} is not allowed here; allowed: {allow}"),
+                    None,
+                )
+            }
+            ApiError::TooManyRequests { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                format!("rate limit exceeded; retry in {retry_after_secs} s"),
+                None,
+            ),
+            ApiError::Timeout { secs } => {
+                tracing::warn!(timeout_secs = secs, "request timed out");
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request Timeout",
+                    format!("no answer within {secs} s; try a smaller request"),
+                    None,
+                )
+            }
             ApiError::RangeNotSatisfiable { size } => (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "Range Not Satisfiable",
@@ -162,14 +225,27 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if let ApiError::Busy {
-            retry_after_secs, ..
-        } = &self
-        {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(*retry_after_secs),
-            );
+        match &self {
+            ApiError::Busy {
+                retry_after_secs, ..
+            } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_secs),
+                );
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from((*retry_after_secs).max(1)),
+                );
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(v) = header::HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            _ => {}
         }
         if let ApiError::RangeNotSatisfiable { size } = &self {
             if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -137,15 +137,21 @@ pub const EXPORT_AGGS: [Agg; 4] = [Agg::Avg, Agg::Min, Agg::Max, Agg::Count];
 /// - `quantity`: repeated and/or comma lists; absent = every quantity;
 /// - `bbox` or `lat`+`lon`+`radius` (`nearest` is a 400: an export has no order by distance);
 /// - `from`/`to` (RFC 3339; default the day before `now`), `from` before `to`, at most
-///   [`crate::aggregates::MAX_WINDOW_DAYS`] days apart (else 400 naming `from`);
+///   `max_days` (`http.max_window_days`) days apart (else 400 naming `from`);
 /// - `bucket=15m|1h|1d` and, only with it, `agg` (comma list of avg, min, max, count;
 ///   default all four).
 ///
 /// Any other parameter, or one other than `quantity` given twice, is a 400 naming it.
-pub fn parse_export(query: Option<&str>, now: DateTime<Utc>) -> Result<ExportRequest, ApiError> {
+pub fn parse_export(
+    query: Option<&str>,
+    now: DateTime<Utc>,
+    max_days: u32,
+) -> Result<ExportRequest, ApiError> {
     let mut quantity_values = Vec::new();
     let mut map = HashMap::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        crate::extract::check_text(&k, &k)?;
+        crate::extract::check_text(&k, &v)?;
         if k == "quantity" {
             quantity_values.push(v.into_owned());
         } else if map.insert(k.to_string(), v.into_owned()).is_some() {
@@ -163,20 +169,7 @@ pub fn parse_export(query: Option<&str>, now: DateTime<Utc>) -> Result<ExportReq
     }
     let to = p.time("to")?.unwrap_or(now);
     let from = p.time("from")?.unwrap_or(to - TimeDelta::days(1));
-    if from >= to {
-        return Err(ApiError::bad(
-            "from",
-            format!("must be before to ({})", utc(to)),
-        ));
-    }
-    let max_days = crate::aggregates::MAX_WINDOW_DAYS;
-    if to - from > TimeDelta::days(max_days) {
-        let days = (to - from).num_seconds() as f64 / 86_400.0;
-        return Err(ApiError::bad(
-            "from",
-            format!("the window is {days:.1} days long; at most {max_days} days per export"),
-        ));
-    }
+    crate::aggregates::check_span(from, to, max_days, "export")?;
     let bucket = p.string("bucket");
     let agg = p.string("agg");
     let buckets = match (bucket, agg) {
@@ -387,7 +380,11 @@ async fn export(
     query: Option<String>,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let req = parse_export(query.as_deref(), st.clock.now())?;
+    let req = parse_export(
+        query.as_deref(),
+        st.clock.now(),
+        st.settings.http.max_window_days,
+    )?;
     let admin = auth.0.as_ref().is_some_and(Principal::is_admin);
     let devices = match &req.geo {
         GeoQuery::All => None,
@@ -992,6 +989,7 @@ fn to_batch<R: Row>(layout: &Layout, rows: &[R]) -> Result<RecordBatch, EncodeEr
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::aggregates::MAX_WINDOW_DAYS;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -1002,7 +1000,7 @@ mod tests {
     }
 
     fn rejected(query: &str) -> (String, String) {
-        match parse_export(Some(query), now()).unwrap_err() {
+        match parse_export(Some(query), now(), MAX_WINDOW_DAYS).unwrap_err() {
             ApiError::BadParam { param, message } => (param, message),
             other => panic!("{query}: expected a 400, got {other:?}"),
         }
@@ -1010,13 +1008,16 @@ mod tests {
 
     #[test]
     fn defaults_are_every_quantity_of_the_last_day_raw() {
-        let r = parse_export(None, now()).unwrap();
+        let r = parse_export(None, now(), MAX_WINDOW_DAYS).unwrap();
         assert_eq!(r.quantities, Quantity::ALL.to_vec());
         assert_eq!(r.geo, GeoQuery::All);
         assert_eq!((r.from, r.to), (t("2024-05-01T00:00:00Z"), now()));
         assert_eq!(r.buckets, None);
         // Empty values count as absent.
-        assert_eq!(parse_export(Some("quantity=&bbox="), now()).unwrap(), r);
+        assert_eq!(
+            parse_export(Some("quantity=&bbox="), now(), MAX_WINDOW_DAYS).unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -1024,6 +1025,7 @@ mod tests {
         let r = parse_export(
             Some("quantity=co2,temperature&quantity=humidity&quantity=co2"),
             now(),
+            MAX_WINDOW_DAYS,
         )
         .unwrap();
         assert_eq!(
@@ -1034,17 +1036,23 @@ mod tests {
 
     #[test]
     fn buckets_and_aggregates() {
-        let r = parse_export(Some("bucket=1h&agg=count,avg,count"), now()).unwrap();
+        let r = parse_export(
+            Some("bucket=1h&agg=count,avg,count"),
+            now(),
+            MAX_WINDOW_DAYS,
+        )
+        .unwrap();
         assert_eq!(
             r.buckets,
             Some((BucketWidth::Hour, vec![Agg::Avg, Agg::Count]))
         );
-        let r = parse_export(Some("bucket=1d"), now()).unwrap();
+        let r = parse_export(Some("bucket=1d"), now(), MAX_WINDOW_DAYS).unwrap();
         assert_eq!(r.buckets, Some((BucketWidth::Day, EXPORT_AGGS.to_vec())));
         // A leap year of 15-minute buckets is fine: an export has no bucket limit.
         let r = parse_export(
             Some("bucket=15m&from=2024-01-01T00:00:00Z&to=2025-01-01T00:00:00Z"),
             now(),
+            MAX_WINDOW_DAYS,
         )
         .unwrap();
         assert_eq!(r.buckets.unwrap().0, BucketWidth::Minutes15);

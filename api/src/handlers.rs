@@ -2,13 +2,13 @@
 
 use crate::auth::{MaybeAuthenticated, Principal};
 use crate::error::ApiError;
+use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoQuery, Hit};
 use crate::params::utc;
 use crate::params::{self, Params};
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,7 +20,7 @@ use stadtpuls_store::{
 };
 use std::collections::{BTreeMap, HashMap};
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 fn reading_json(r: &StoredReading) -> Value {
     json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": utc(r.time) })
@@ -210,6 +210,8 @@ pub async fn devices(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
@@ -221,7 +223,7 @@ pub async fn devices_search(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
@@ -306,7 +308,7 @@ async fn visible_device(
     path = "/v1/devices/{dev_eui}",
     tag = "devices",
     security((), ("api_key" = [])),
-    params(("dev_eui" = String, Path, description = "16 hex digits")),
+    params(("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001")),
     responses(
         (status = 200, description = "OK", body = crate::openapi::DeviceDetail),
         crate::openapi::BadRequest,
@@ -337,7 +339,7 @@ pub async fn device(
     tag = "devices",
     security((), ("api_key" = [])),
     params(
-        ("dev_eui" = String, Path, description = "16 hex digits"),
+        ("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001"),
         crate::openapi::ReadingsParams,
     ),
     responses(
@@ -363,9 +365,7 @@ pub async fn readings(
         .time("to")?
         .unwrap_or_else(|| st.clock.now() + Duration::seconds(1));
     let from = p.time("from")?.unwrap_or(to - Duration::days(1));
-    if from >= to {
-        return Err(ApiError::bad("from", "must be before 'to'"));
-    }
+    crate::aggregates::check_span(from, to, st.settings.http.max_window_days, "request")?;
     let limit = p.limit(100, st.settings.http.max_page_size)?;
     let cursor = p.cursor()?;
     p.finish()?;
@@ -405,7 +405,7 @@ pub async fn readings(
     tag = "devices",
     security((), ("api_key" = [])),
     params(
-        ("dev_eui" = String, Path, description = "16 hex digits"),
+        ("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001"),
         crate::openapi::AggregateParams,
         crate::openapi::WindowParams,
     ),
@@ -425,7 +425,11 @@ pub async fn aggregates(
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
-    let query = crate::aggregates::parse_aggregate_query(&mut p, st.clock.now())?;
+    let query = crate::aggregates::parse_aggregate_query(
+        &mut p,
+        st.clock.now(),
+        st.settings.http.max_window_days,
+    )?;
     p.finish()?;
     let d = visible_device(&st, &raw, &auth).await?;
     let buckets = st
@@ -490,6 +494,8 @@ pub async fn latest(
     responses(
         (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
@@ -499,7 +505,7 @@ pub async fn latest_search(
     State(st): State<AppState>,
     auth: MaybeAuthenticated,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod buildings;
 pub mod error;
 pub mod exports;
+pub mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geo;
@@ -20,7 +21,9 @@ pub mod params;
 pub mod parking;
 pub mod ratelimit;
 pub mod registry_index;
+pub mod routes;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use stadtpuls_config::Settings;
@@ -33,8 +36,6 @@ use tokio_util::sync::CancellationToken;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,13 +64,16 @@ pub struct AppState {
 
 /// The full router with its middleware, and the OpenAPI document of its routes.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_routes().split_for_parts();
+    let (served, api) = api_routes().split_for_parts();
+    let guard = routes::Guard::new(&routes::table(&api));
     let http = &state.settings.http;
     let body_limit = http.max_body_bytes;
     let timeout = Duration::from_secs(http.request_timeout_secs);
-    routes
+    served
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(handlers::not_found)
+        // Innermost, where the matched route is known: only documented routes are served.
+        .layer(axum::middleware::from_fn_with_state(guard, routes::guard))
         .layer(axum::middleware::from_fn_with_state(
             ratelimit::Limiter::new(
                 http.rate_limit_per_second,
@@ -79,7 +83,8 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit,
         ))
         .layer(axum::middleware::from_fn(record_http_metrics))
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        // Bodies are read by `extract::JsonBody`, which answers 413 problem+json past this.
+        .layer(DefaultBodyLimit::max(body_limit))
         // Files served with byte ranges (open-data downloads) are sent as they are: gzip would
         // drop Content-Length and Accept-Ranges and change the bytes their ETag names.
         .layer(
@@ -93,12 +98,26 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .layer(cors(&state.settings.http.cors_allowed_origins))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(timeout, deadline))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Middleware: a response (its head; a streamed body may take longer) within
+/// `http.request_timeout_secs`, else 408 problem+json.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::Timeout {
+            secs: limit.as_secs(),
+        }
+        .into_response(),
+    }
 }
 
 /// Every route with its documentation: the router is built from the handlers' `#[utoipa::path]`
@@ -225,4 +244,53 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_slow_handler_is_a_408_problem() {
+        let router: Router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fast", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_secs(1),
+                deadline,
+            ));
+        let call = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let r = router
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let ct = r.headers().get(header::CONTENT_TYPE).cloned();
+                let body = r.into_body().collect().await.unwrap().to_bytes();
+                (status, ct, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        assert_eq!(call("/fast").await.2, "ok");
+        let (status, ct, body) = call("/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(ct.unwrap(), "application/problem+json");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            problem["detail"],
+            "no answer within 1 s; try a smaller request"
+        );
+    }
 }

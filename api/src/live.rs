@@ -3,18 +3,18 @@
 //! an `api` process sees what a separate `ingest` process commits.
 
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::geo::{distance_m, GeoQuery};
 use crate::params::Params;
 use crate::registry_index::DeviceIndex;
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::SecondsFormat;
 use serde_json::json;
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::live::{self, LiveReading};
 use stadtpuls_store::Store;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -121,7 +121,7 @@ impl LiveFeed {
 )]
 pub async fn stream(
     State(st): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;

@@ -41,12 +41,15 @@ impl Modify for BearerKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "api_key",
+            crate::routes::SCHEME,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "An API key from `stadtpuls keys create --admin | --building ID`",
+                        "An API key from `stadtpuls keys create --admin | --building ID`. \
+                         An operation's role list names the key it needs: `admin` an admin \
+                         key, `building` a key for the building in its path (or an admin \
+                         key); an empty list any valid key.",
                     ))
                     .build(),
             ),
@@ -107,7 +110,8 @@ pub struct WindowParams {
     /// Bucket width.
     #[param(inline)]
     pub bucket: Bucket,
-    /// Start (RFC 3339); default `to` minus one day. At most 366 days and 10 000 buckets.
+    /// Start (RFC 3339); default `to` minus one day. At most `http.max_window_days` (default
+    /// 367) days and 10 000 buckets.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// End, exclusive (RFC 3339); default now.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
@@ -141,7 +145,8 @@ pub struct QuantityParam {
 pub struct ReadingsParams {
     /// Only this quantity.
     pub quantity: Option<String>,
-    /// Start (RFC 3339); default `to` minus one day.
+    /// Start (RFC 3339); default `to` minus one day. At most `http.max_window_days` (default
+    /// 367) days before `to`.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// End, exclusive (RFC 3339); default now.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
@@ -223,6 +228,24 @@ pub struct Forbidden(pub Problem);
     content_type = "application/problem+json"
 )]
 pub struct NotFound(pub Problem);
+
+/// 413: the request body is longer than `http.max_body_bytes`.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 413,
+    description = "The body is longer than `http.max_body_bytes` (default 1 MiB)",
+    content_type = "application/problem+json"
+)]
+pub struct TooLarge(pub Problem);
+
+/// 415: the request body is not JSON.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 415,
+    description = "The body's Content-Type is not JSON",
+    content_type = "application/problem+json"
+)]
+pub struct NotJson(pub Problem);
 
 /// 429: the per-client rate limit was exceeded.
 #[derive(Debug, IntoResponses)]
@@ -741,7 +764,8 @@ pub struct ExportParams {
     /// Radius in metres (geodesic), at most 100 000.
     #[param(exclusive_minimum = 0, maximum = 100000)]
     pub radius: Option<f64>,
-    /// Start (RFC 3339); default `to` minus one day. The window is at most 367 days; there is
+    /// Start (RFC 3339); default `to` minus one day. The window is at most `http.max_window_days`
+    /// (default 367) days; there is
     /// no row limit.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// End, exclusive (RFC 3339); default now.

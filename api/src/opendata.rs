@@ -9,10 +9,11 @@
 //! so neither an encoded `..` nor a symlink leads out of it.
 
 use crate::error::ApiError;
+use crate::extract::{Path, Query};
 use crate::params::{clip, utc, Params};
 use crate::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,13 +25,12 @@ use stadtpuls_opendata_export::export::format_name;
 use stadtpuls_opendata_export::model::PublishedDataset;
 use stadtpuls_opendata_export::published::{licence_iri, published, published_dataset};
 use stadtpuls_store::opendata::ExportRun;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 /// The route of the files (axum's catch-all syntax) and how the OpenAPI document names it.
 const FILES_ROUTE: &str = "/v1/opendata/files/{*path}";

@@ -13,6 +13,7 @@
 //! query per request.
 
 use crate::error::ApiError;
+use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoIndex, GeoQuery, Hit};
 use crate::paging::{page_json, parse_page};
@@ -20,8 +21,7 @@ use crate::params::clip;
 use crate::params::utc;
 use crate::params::Params;
 use crate::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-type Q = Query<HashMap<String, String>>;
+type Q = Query;
 
 /// The parking routes (public, no key).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -141,6 +141,8 @@ pub async fn sites(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
     ),
@@ -150,7 +152,7 @@ pub async fn sites_search(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
@@ -366,6 +368,8 @@ pub async fn spots(
     responses(
         (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
         crate::openapi::BadRequest,
+        crate::openapi::TooLarge,
+        crate::openapi::NotJson,
         crate::openapi::TooManyRequests,
         crate::openapi::Unavailable,
     ),
@@ -375,7 +379,7 @@ pub async fn spots_search(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
     let site_uid = p.string("site_uid");
@@ -448,7 +452,8 @@ pub async fn history(
     Query(q): Q,
 ) -> Result<Json<Value>, ApiError> {
     let mut p = Params::new(q);
-    let (from, to, width) = crate::aggregates::parse_window(&mut p, st.clock.now())?;
+    let (from, to, width) =
+        crate::aggregates::parse_window(&mut p, st.clock.now(), st.settings.http.max_window_days)?;
     p.finish()?;
     let site = st
         .store

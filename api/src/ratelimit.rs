@@ -5,8 +5,9 @@
 //! The client is the TCP peer, or the address in `X-Forwarded-For` when the peer is one of
 //! `http.trusted_proxies` (otherwise anybody could pick their own bucket by sending the header).
 
+use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -90,20 +91,10 @@ pub async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> 
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             metrics::counter!("stadtpuls_api_rate_limited_total").increment(1);
-            let body = serde_json::json!({
-                "type": "about:blank", "title": "Too Many Requests", "status": 429,
-                "detail": format!("rate limit exceeded; retry in {secs} s"),
-            });
-            let mut r = (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::CONTENT_TYPE, "application/problem+json")],
-                body.to_string(),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
+            ApiError::TooManyRequests {
+                retry_after_secs: secs,
             }
-            r
+            .into_response()
         }
     }
 }
@@ -112,6 +103,7 @@ pub async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {

@@ -249,10 +249,15 @@ pub struct HttpSettings {
     pub listen: String,
     /// URL under which clients reach the API (used in `next` links); empty = from the request.
     pub public_base_url: String,
+    /// Largest request body (admin writes, polygon searches); longer ones get 413.
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
     /// Largest `limit` a readings page may ask for.
     pub max_page_size: u32,
+    /// Longest `from`..`to` window of one readings, aggregates, history or export request
+    /// (longer ones get 400 naming `from`). The default fits a leap year of hourly buckets
+    /// whatever the time zone; bucketed requests are also capped at 10 000 buckets.
+    pub max_window_days: u32,
     /// Origins allowed to call the API from a browser (`*` = any). Empty = no CORS headers.
     pub cors_allowed_origins: Vec<String>,
     /// How long parking site lists reuse one snapshot of the sites' realtime signals
@@ -274,6 +279,7 @@ impl Default for HttpSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             max_page_size: 10_000,
+            max_window_days: 367,
             cors_allowed_origins: vec!["*".into()],
             parking_cache_ms: 1000,
             rate_limit_per_second: 50,
@@ -679,6 +685,15 @@ impl Settings {
         }
         if self.http.max_page_size == 0 {
             return Err(bad("http.max_page_size", "must be at least 1".into()));
+        }
+        if self.http.max_body_bytes == 0 {
+            return Err(bad("http.max_body_bytes", "must be at least 1".into()));
+        }
+        if !(1..=36_600).contains(&self.http.max_window_days) {
+            return Err(bad(
+                "http.max_window_days",
+                "must be between 1 and 36600 (100 years)".into(),
+            ));
         }
         if self.retention.interval_minutes == 0 {
             return Err(bad(

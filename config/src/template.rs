@@ -85,9 +85,15 @@ ops_listen = ""
 listen = "127.0.0.1:8080"
 # Base URL used in "next" links; empty = derived from the request's Host header.
 public_base_url = ""
+# Largest request body in bytes (admin writes, polygon searches); longer ones get 413.
 max_body_bytes = 1048576
+# A request without an answer after this long gets 408 (a streamed export may run longer).
 request_timeout_secs = 30
+# Largest page (limit=) of any list.
 max_page_size = 10000
+# Longest from..to window of one readings, aggregates, history or export request (400 beyond);
+# bucketed requests are also capped at 10000 buckets.
+max_window_days = 367
 # Parking site lists reuse one snapshot of the sites' realtime occupancy for this long
 # (sensors report every few minutes; 0 = compute per request).
 parking_cache_ms = 1000

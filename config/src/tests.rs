@@ -61,6 +61,21 @@ fn invalid_values_name_the_key() {
         ("STADTPULS__DATABASE__URL", "mysql://x", "database.url"),
         ("STADTPULS__MQTT__NOPE", "1", "nope"),
         ("STADTPULS__LOG__FORMAT", "xml", "log.format"),
+        (
+            "STADTPULS__HTTP__MAX_BODY_BYTES",
+            "0",
+            "http.max_body_bytes",
+        ),
+        (
+            "STADTPULS__HTTP__MAX_WINDOW_DAYS",
+            "0",
+            "http.max_window_days",
+        ),
+        (
+            "STADTPULS__HTTP__MAX_WINDOW_DAYS",
+            "36601",
+            "http.max_window_days",
+        ),
     ];
     for (var, value, key) in cases {
         Jail::expect_with(|jail| {

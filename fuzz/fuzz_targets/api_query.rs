@@ -34,15 +34,15 @@ fuzz_target!(|data: &[u8]| {
     if let Some(page) = ok(parse_page(&mut fresh(), 10_000)) {
         assert!((1..=10_000).contains(&page.limit));
     }
-    if let Some(q) = ok(parse_aggregate_query(&mut fresh(), now())) {
-        assert!(q.from < q.to && q.to - q.from <= TimeDelta::days(MAX_WINDOW_DAYS));
+    if let Some(q) = ok(parse_aggregate_query(&mut fresh(), now(), MAX_WINDOW_DAYS)) {
+        assert!(q.from < q.to && q.to - q.from <= TimeDelta::days(MAX_WINDOW_DAYS.into()));
         assert!(!q.aggs.is_empty());
     }
     if let Some(g) = ok(parse_geo_query(&mut fresh())) {
         check_geo(&g);
     }
-    if let Some(e) = ok(parse_export(std::str::from_utf8(data).ok(), now())) {
-        assert!(e.from < e.to && e.to - e.from <= TimeDelta::days(MAX_WINDOW_DAYS));
+    if let Some(e) = ok(parse_export(std::str::from_utf8(data).ok(), now(), MAX_WINDOW_DAYS)) {
+        assert!(e.from < e.to && e.to - e.from <= TimeDelta::days(MAX_WINDOW_DAYS.into()));
         assert!(!e.quantities.is_empty());
         check_geo(&e.geo);
     }

@@ -299,27 +299,41 @@ impl Session {
     }
 }
 
-/// Puts the acks of the current connection into the event loop's outgoing queue; acks of an
-/// earlier connection are dropped (counted), as the broker redelivers their packets.
+/// Sends the acks of the current connection; acks of an earlier connection are dropped
+/// (counted), as the broker redelivers their packets.
+///
+/// rumqttc sends one queued request per poll, while one poll reads up to ten PUBLISH packets,
+/// so acks queued one by one fall behind the stream (the broker then holds thousands of
+/// committed but unacknowledged messages, all redelivered after a crash). Instead every ack but
+/// the last is encoded straight into the event loop's write buffer, and the last is queued as
+/// a request: the poll that sends it flushes the buffer, so a whole batch leaves in one write.
+/// (A disconnect clears the write buffer, so nothing buffered reaches a later connection.)
 fn queue_acks(eventloop: &mut EventLoop, acks: Vec<Ack>, current_gen: u64) {
-    let mut stale = 0u64;
-    for a in acks {
-        if a.generation != current_gen {
-            stale += 1;
-            continue;
-        }
-        eventloop.pending.push_back(match a.qos {
-            QoS::ExactlyOnce => Request::PubRec(PubRec::new(a.pkid)),
-            _ => Request::PubAck(PubAck::new(a.pkid)),
-        });
-    }
-    if stale > 0 {
-        metrics::counter!("stadtpuls_mqtt_acks_skipped_total").increment(stale);
+    let (current, stale): (Vec<Ack>, Vec<Ack>) =
+        acks.into_iter().partition(|a| a.generation == current_gen);
+    if !stale.is_empty() {
+        metrics::counter!("stadtpuls_mqtt_acks_skipped_total").increment(stale.len() as u64);
         tracing::debug!(
-            stale,
+            stale = stale.len(),
             "acks skipped: their connection is gone, the broker redelivers them"
         );
     }
+    let request = |a: &Ack| match a.qos {
+        QoS::ExactlyOnce => Request::PubRec(PubRec::new(a.pkid)),
+        _ => Request::PubAck(PubAck::new(a.pkid)),
+    };
+    let Some((last, rest)) = current.split_last() else {
+        return;
+    };
+    // The encoder also queues an `Outgoing` event per packet; nobody reads those.
+    let events = eventloop.state.events.len();
+    for a in rest {
+        if eventloop.state.handle_outgoing_packet(request(a)).is_err() {
+            eventloop.pending.push_back(request(a));
+        }
+    }
+    eventloop.state.events.truncate(events);
+    eventloop.pending.push_back(request(last));
 }
 
 /// The dialect of the first configured filter that matches `topic`.

@@ -149,6 +149,15 @@ impl TestApp {
         app
     }
 
+    /// A new admin API key (its secret).
+    pub async fn admin_key(&self) -> String {
+        self.store
+            .create_key(stadtpuls_store::keys::Scope::Admin, None)
+            .await
+            .unwrap()
+            .secret
+    }
+
     pub async fn publish(&self, topic: &str, payload: Vec<u8>) {
         self.publisher
             .publish(

@@ -42,12 +42,7 @@ fn path_of(next: &Value) -> String {
 #[tokio::test]
 async fn admin_api_creates_replaces_and_deletes_places() {
     let app = TestApp::start().await;
-    let admin_secret = app
-        .store
-        .create_key(Scope::Admin, None)
-        .await
-        .unwrap()
-        .secret;
+    let admin_secret = app.admin_key().await;
     let admin = Some(admin_secret.as_str());
     let site_path = "/v1/admin/parking/sites/hbf-nord";
     let mut site = json!({
@@ -251,12 +246,7 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
     // Polling is slowed to 10 minutes: only the registry notification can update the index
     // within this test.
     let app = TestApp::start_custom(&[], |s| s.ingest.registry_refresh_ms = 600_000).await;
-    let admin = app
-        .store
-        .create_key(Scope::Admin, None)
-        .await
-        .unwrap()
-        .secret;
+    let admin = app.admin_key().await;
     // Five public bays 100 m apart going north from Dortmund Hbf, written straight into the
     // database as `stadtpuls devices import` in another process would.
     let bays: Vec<NewDevice> = (1..=5)

@@ -488,12 +488,7 @@ async fn bucketed_exports_match_the_aggregates_api() {
 #[tokio::test]
 async fn private_devices_need_an_admin_key() {
     let app = city().await;
-    let admin = app
-        .store
-        .create_key(Scope::Admin, None)
-        .await
-        .unwrap()
-        .secret;
+    let admin = app.admin_key().await;
     app.store
         .put_building(&stadtpuls_store::Building {
             id: "rathaus".into(),
