@@ -196,18 +196,32 @@ async fn write_with_retry(
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Some(split_and_write(ctx, batch, e).await),
+            Err(e) => match split_and_write(ctx, batch.clone(), e).await {
+                Some(o) => return Some(o),
+                None => {
+                    // Not even the dead letters were stored: nothing may be acknowledged.
+                    // Try the whole batch again (what was stored is recognised by its key).
+                    ctx.health.set_db_failing(true);
+                    metrics::counter!("stadtpuls_ingest_write_retries_total").increment(1);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            },
         }
     }
 }
 
 /// Writes each part of a rejected batch on its own; parts the database refuses again are
-/// dead-lettered with reason `store_rejected`.
+/// dead-lettered with reason `store_rejected`. `None` when those dead letters could not be
+/// stored either: then the batch must not be acknowledged.
 async fn split_and_write(
     ctx: &IngestContext,
     batch: Batch,
     first_error: StoreError,
-) -> BatchOutcome {
+) -> Option<BatchOutcome> {
     tracing::error!(error = %first_error, "database rejected a batch; writing its messages one by one");
     let mut total = BatchOutcome::default();
     let mut rejected = Vec::new();
@@ -261,11 +275,12 @@ async fn split_and_write(
         {
             Ok(o) => merge(&mut total, o),
             Err(e) => {
-                tracing::error!(error = %e, "could not even store the dead letters of a rejected batch")
+                tracing::error!(error = %e, "could not even store the dead letters of a rejected batch; retrying it, nothing acknowledged");
+                return None;
             }
         }
     }
-    total
+    Some(total)
 }
 
 fn merge(total: &mut BatchOutcome, o: BatchOutcome) {
