@@ -2,10 +2,11 @@
 //!
 //! Tasks (all stop when `shutdown` is cancelled):
 //! - [`mqtt`]: owns the rumqttc event loop; (re)subscribes on every ConnAck, stamps each
-//!   PUBLISH with `received_at` and hands it to a bounded channel without ever blocking the
-//!   poll loop (keep-alives and acks keep flowing while the writer is slow).
+//!   PUBLISH with `received_at` and hands it to a bounded channel without awaiting the writer
+//!   (a local queue takes the excess; when that is full the session stops reading the socket,
+//!   so the broker holds the rest); sends the writers' acks on the connection they belong to.
 //! - [`writer`]: decodes and maps messages ([`pipeline`]), collects them into batches, commits
-//!   each batch in one transaction and only then acknowledges exactly its MQTT packets.
+//!   each batch in one transaction and only then hands exactly its packets' acks to the session.
 //! - [`directory`]: keeps the device → codec cache fresh from the registry.
 //! - retention: drops old chunks on a timer.
 
