@@ -211,6 +211,9 @@ pub struct Report {
     /// Kept scratch directory (logs), if any.
     pub scratch: Option<PathBuf>,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// The checkout's commit when the suite started (the binary is built from it by
+    /// `scripts/faults`; HEAD may move while a long suite runs).
+    pub commit: String,
 }
 
 /// One row of the table.
@@ -240,6 +243,7 @@ impl Report {
             runs: Vec::new(),
             scratch: None,
             started: chrono::Utc::now(),
+            commit: git_commit(),
         }
     }
 
@@ -311,7 +315,7 @@ impl Report {
         let json = serde_json::json!({
             "started": self.started,
             "finished": chrono::Utc::now(),
-            "commit": git_commit(),
+            "commit": self.commit,
             "parameters": {
                 "n": o.n, "runs": o.runs, "rate_per_s": o.rate, "devices": o.devices,
                 "outage_s": o.outage.as_secs(), "lock_s": o.lock.as_secs(),
@@ -338,7 +342,7 @@ impl Report {
              | scenario | runs | passed | sent | stored | lost | duplicated | redelivered | resent by publisher | recovery median / max | SIGTERM exit median / max | peak RSS |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|\n",
             self.started.format("%Y-%m-%dT%H:%M:%SZ"),
-            git_commit(),
+            self.commit,
             stem.with_extension("json")
                 .file_name()
                 .and_then(|s| s.to_str())
