@@ -97,12 +97,17 @@ async fn writer_loop(
         };
         commit(&ctx, &directory, &acker, msgs, &shutdown).await;
     }
-    // Shutdown: commit what is already queued, once, then stop taking more.
-    loop {
+    // Shutdown: commit what was queued when this writer got here, then stop. The session
+    // keeps reading from the broker until the writers are done (their acks must still go
+    // out), so "until the channel is empty" could last forever whenever the broker delivers
+    // faster than a commit takes (a loaded machine): the shutdown then hit its 10 s limit.
+    // What arrives later stays unacknowledged and the broker delivers it again.
+    let mut budget = rx.lock().await.len();
+    while budget > 0 {
         let chunk: Vec<InboundMessage> = {
             let mut rx = rx.lock().await;
             let mut chunk = Vec::new();
-            while chunk.len() < max {
+            while chunk.len() < max.min(budget) {
                 match rx.try_recv() {
                     Ok(m) => chunk.push(m),
                     Err(_) => break,
@@ -113,6 +118,7 @@ async fn writer_loop(
         if chunk.is_empty() {
             break;
         }
+        budget -= chunk.len();
         commit(&ctx, &directory, &acker, chunk, &shutdown).await;
     }
 }

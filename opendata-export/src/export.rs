@@ -3,7 +3,7 @@
 //! files (sensors table, manifest).
 
 use crate::partition::{complete_partitions, time_zone, Partition};
-use crate::writer::{raw_rows, AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written};
+use crate::writer::{AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -234,9 +234,9 @@ impl Exporter {
                 tokio::task::spawn_blocking(move || {
                     write_partition(&dir, &formats, shape, opts, |sinks| {
                         while let Some(chunk) = rx.blocking_recv() {
-                            let rows = raw_rows(&chunk?)?;
+                            let cols = chunk?;
                             for s in sinks.iter_mut() {
-                                s.write(&rows)?;
+                                s.write_raw(&cols)?;
                             }
                         }
                         Ok(())

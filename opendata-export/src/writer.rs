@@ -6,17 +6,19 @@
 //! Blocking (file IO and compression): run it on a blocking thread.
 
 use arrow_array::builder::{BinaryBuilder, Float64Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use stadtpuls_config::ExportFormat;
 use stadtpuls_gateways::Quantity;
-use stadtpuls_store::opendata::{AggRow, RawRow, SensorRow};
+use stadtpuls_store::copy_out::RawColumns;
+use stadtpuls_store::opendata::{AggRow, SensorRow};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -161,32 +163,49 @@ pub struct OutRow {
 }
 
 /// A WKB point (little endian): lon is x, lat is y.
-pub fn wkb_point(lon: f64, lat: f64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(21);
-    b.push(1u8);
-    b.extend_from_slice(&1u32.to_le_bytes());
-    b.extend_from_slice(&lon.to_le_bytes());
-    b.extend_from_slice(&lat.to_le_bytes());
+pub fn wkb_point(lon: f64, lat: f64) -> [u8; 21] {
+    let mut b = [0u8; 21];
+    b[0] = 1;
+    b[1..5].copy_from_slice(&1u32.to_le_bytes());
+    b[5..13].copy_from_slice(&lon.to_le_bytes());
+    b[13..21].copy_from_slice(&lat.to_le_bytes());
     b
 }
 
-/// Raw rows as output rows (located ones only; the query selects located devices).
-pub fn raw_rows(rows: &[RawRow]) -> Result<Vec<OutRow>> {
-    rows.iter()
-        .filter_map(|r| Some((r, r.lon?, r.lat?)))
-        .map(|(r, lon, lat)| {
-            Ok(OutRow {
-                time: r.time,
-                id: r.sensor_id.clone(),
-                quantity: Quantity::from_id(r.quantity)
-                    .ok_or(WriteError::UnknownQuantity(r.quantity))?,
-                agg: None,
-                value: r.value,
-                lon,
-                lat,
-            })
-        })
+/// The quantity of every row of a raw chunk (ids the build does not know are an error).
+fn quantities(cols: &RawColumns) -> Result<Vec<Quantity>> {
+    cols.quantity
+        .iter()
+        .map(|&q| Quantity::from_id(q).ok_or(WriteError::UnknownQuantity(q)))
         .collect()
+}
+
+/// A raw chunk as a record batch of [`Shape::Raw`], column by column.
+pub fn raw_batch(cols: &RawColumns) -> Result<RecordBatch> {
+    let n = cols.len();
+    let qs = quantities(cols)?;
+    let time = TimestampMicrosecondArray::from(cols.time_us.clone()).with_timezone("UTC");
+    let mut id = StringBuilder::with_capacity(n, cols.ids.len());
+    let mut quantity = StringBuilder::with_capacity(n, n * 12);
+    let mut unit = StringBuilder::with_capacity(n, n * 4);
+    let mut geometry = BinaryBuilder::with_capacity(n, n * 21);
+    for (i, q) in qs.iter().enumerate() {
+        id.append_value(cols.id(i));
+        quantity.append_value(q.name());
+        unit.append_value(q.unit());
+        geometry.append_value(wkb_point(cols.lon[i], cols.lat[i]));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(time),
+        Arc::new(id.finish()),
+        Arc::new(quantity.finish()),
+        Arc::new(unit.finish()),
+        Arc::new(Float64Array::from(cols.value.clone())),
+        Arc::new(Float64Array::from(cols.lon.clone())),
+        Arc::new(Float64Array::from(cols.lat.clone())),
+        Arc::new(geometry.finish()),
+    ];
+    Ok(RecordBatch::try_new(Shape::Raw.schema(), columns)?)
 }
 
 /// Turns aggregated cells into output rows in the file's sort order. The query delivers cells
@@ -441,6 +460,13 @@ impl Sink {
                     .set_writer_version(WriterVersion::PARQUET_2_0)
                     .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
                     .set_dictionary_enabled(true)
+                    // Times: per sensor a steady cadence, so delta encoding packs most of a
+                    // timestamp into a few bits (a dictionary of distinct times would not).
+                    .set_column_dictionary_enabled(ColumnPath::from("observed_at"), false)
+                    .set_column_encoding(
+                        ColumnPath::from("observed_at"),
+                        Encoding::DELTA_BINARY_PACKED,
+                    )
                     .set_max_row_group_row_count(Some(opts.row_group_rows))
                     .set_sorting_columns(Some(sorting))
                     .set_created_by("stadtpuls opendata-export".into())
@@ -517,6 +543,45 @@ impl Sink {
                     writer.write_record(&record)?;
                 }
                 *n += rows.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a raw chunk (already in the file's sort order).
+    pub fn write_raw(&mut self, cols: &RawColumns) -> Result<()> {
+        if cols.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Parquet {
+                writer, bbox, rows, ..
+            } => {
+                for (lon, lat) in cols.lon.iter().zip(&cols.lat) {
+                    bbox.add(*lon, *lat);
+                }
+                writer.write(&raw_batch(cols)?)?;
+                *rows += cols.len() as u64;
+            }
+            Sink::Csv {
+                writer, rows: n, ..
+            } => {
+                let qs = quantities(cols)?;
+                for (i, q) in qs.iter().enumerate() {
+                    let time = DateTime::<Utc>::from_timestamp_micros(cols.time_us[i])
+                        .map(utc)
+                        .unwrap_or_default();
+                    writer.write_record([
+                        time.as_str(),
+                        cols.id(i),
+                        q.name(),
+                        q.unit(),
+                        &cols.value[i].to_string(),
+                        &cols.lon[i].to_string(),
+                        &cols.lat[i].to_string(),
+                    ])?;
+                }
+                *n += cols.len() as u64;
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod buildings;
 pub mod clock;
+pub mod copy_out;
 mod devices;
 pub mod exports;
 pub mod keys;

@@ -11,6 +11,7 @@
 //! - open data are maps: devices (raw) and groups (aggregated) without a location are left out.
 
 use crate::aggregates::BucketWidth;
+use crate::copy_out::{RawColumns, RawCopyParser};
 use crate::{DeviceKind, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
@@ -36,17 +37,6 @@ pub struct Selection {
     pub raw: bool,
     /// Only devices of these parking sites; empty = no limit.
     pub sites: Vec<String>,
-}
-
-/// One reading of a raw dataset.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct RawRow {
-    pub time: DateTime<Utc>,
-    pub sensor_id: String,
-    pub quantity: i16,
-    pub value: f64,
-    pub lon: Option<f64>,
-    pub lat: Option<f64>,
 }
 
 /// One cell of an aggregated dataset.
@@ -173,7 +163,7 @@ SELECT r.time, sel.sensor_id, r.quantity, r.value, sel.lon, sel.lat
 FROM sel JOIN readings r ON r.dev_eui = sel.dev_eui
 WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8
   AND sel.lat IS NOT NULL AND sel.lon IS NOT NULL
-ORDER BY sel.sensor_id, r.quantity, r.time"
+ORDER BY sel.sensor_id COLLATE \"C\", array_position($6::int2[], r.quantity), r.time"
 );
 
 /// $9 width, $10 day buckets?, $11 time zone, $12 minimum rooms/desks of an indoor cell.
@@ -192,7 +182,7 @@ WHERE r.quantity = ANY($6) AND r.time >= $7 AND r.time < $8
   AND g.glat IS NOT NULL AND g.glon IS NOT NULL
 GROUP BY 1, g.group_id, r.quantity, g.glon, g.glat
 HAVING NOT bool_or(g.indoor) OR count(DISTINCT g.contributor) >= $12
-ORDER BY g.group_id, r.quantity, 1"
+ORDER BY g.group_id COLLATE \"C\", array_position($6::int2[], r.quantity), 1"
 );
 
 /// Count, value sum and time sum of the selected readings: changes when late data arrive.
@@ -232,6 +222,58 @@ WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.
 ORDER BY g.group_id"
 );
 
+/// A string as an SQL literal (with `standard_conforming_strings` on: only `'` is special).
+fn quote_literal(v: &str) -> Result<String> {
+    if v.contains('\0') {
+        return Err(StoreError::Invalid {
+            field: "dataset selection",
+            problem: format!("{v:?} contains a NUL character"),
+        });
+    }
+    Ok(format!("'{}'", v.replace('\'', "''")))
+}
+
+/// `ARRAY['a','b']::text[]`.
+fn text_array<S: AsRef<str>>(items: &[S]) -> Result<String> {
+    let quoted: Result<Vec<String>> = items.iter().map(|i| quote_literal(i.as_ref())).collect();
+    Ok(format!("ARRAY[{}]::text[]", quoted?.join(",")))
+}
+
+/// [`RAW_SQL`] as a `COPY … TO STDOUT (FORMAT binary)` statement: COPY takes no bind
+/// parameters, so `$1`–`$8` become literals (typed as the parameters were).
+fn raw_copy_sql(sel: &Selection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<String> {
+    let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
+    let ts = |t: DateTime<Utc>| {
+        format!(
+            "'{}'::timestamptz",
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )
+    };
+    let values = [
+        text_array(&kinds)?,
+        text_array(&buildings)?,
+        raw.to_string(),
+        text_array(&indoor)?,
+        text_array(&sites)?,
+        format!(
+            "ARRAY[{}]::int2[]",
+            quantities
+                .iter()
+                .map(i16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        ts(from),
+        ts(to),
+    ];
+    let mut sql = RAW_SQL.to_string();
+    // Highest first, so that `$1` never matches the start of a longer placeholder.
+    for (i, v) in values.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", i + 1), v);
+    }
+    Ok(format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+}
+
 fn kind_names(kinds: &[DeviceKind]) -> Vec<&'static str> {
     kinds.iter().map(|k| k.as_str()).collect()
 }
@@ -255,7 +297,13 @@ impl Selection {
             self.raw,
             kind_names(&INDOOR_KINDS),
             self.sites.clone(),
-            self.quantities.iter().map(|q| q.id()).collect(),
+            // By name: the files are sorted by the quantity's name (`sorting_columns`), so
+            // the queries order by the position in this array.
+            {
+                let mut qs = self.quantities.clone();
+                qs.sort_by_key(|q| q.name());
+                qs.iter().map(|q| q.id()).collect()
+            },
         )
     }
 }
@@ -273,26 +321,25 @@ impl Store {
     }
 
     /// The readings of a raw dataset in `[from, to)`, ordered by sensor, quantity and time, in
-    /// chunks (see [`chunked`]).
+    /// chunks of about [`CHUNK_ROWS`] through a channel of a few chunks (memory stays bounded
+    /// however many rows there are; the query stops when the receiver is dropped). Read with
+    /// binary COPY straight into columns (see [`crate::copy_out`]); a failure is the channel's
+    /// last item.
     pub fn export_raw(
         &self,
         sel: &Selection,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> tokio::sync::mpsc::Receiver<Result<Vec<RawRow>>> {
-        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
-        chunked(self.pool.clone(), move |conn| {
-            sqlx::query_as::<_, RawRow>(RAW_SQL)
-                .bind(kinds)
-                .bind(buildings)
-                .bind(raw)
-                .bind(indoor)
-                .bind(sites)
-                .bind(quantities)
-                .bind(from)
-                .bind(to)
-                .fetch(conn)
-        })
+    ) -> tokio::sync::mpsc::Receiver<Result<RawColumns>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let sql = raw_copy_sql(sel, from, to);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = copy_raw(pool, sql, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        rx
     }
 
     /// The cells of an aggregated dataset in `[from, to)`, ordered by group, quantity and
@@ -568,6 +615,41 @@ where
         }
     });
     rx
+}
+
+/// Runs the raw export's COPY and sends its rows in chunks (see [`Store::export_raw`]).
+async fn copy_raw(
+    pool: sqlx::PgPool,
+    sql: Result<String>,
+    tx: &tokio::sync::mpsc::Sender<Result<RawColumns>>,
+) -> Result<()> {
+    let sql = sql?;
+    // A connection of its own, closed afterwards instead of going back to the pool: a COPY
+    // abandoned half-way (receiver gone) leaves it mid-protocol.
+    let mut conn = pool.acquire().await?.detach();
+    // The statement carries its values as literals (COPY takes no parameters), quoted for
+    // `standard_conforming_strings`.
+    let setup = format!(
+        "SET statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'; SET standard_conforming_strings = on"
+    );
+    sqlx::Executor::execute(&mut conn, setup.as_str()).await?;
+    let mut stream = conn.copy_out_raw(&sql).await?;
+    let mut parser = RawCopyParser::default();
+    let mut cols = RawColumns::with_capacity(CHUNK_ROWS);
+    while let Some(bytes) = stream.next().await {
+        parser.feed(&bytes?, &mut cols)?;
+        if cols.len() >= CHUNK_ROWS {
+            let full = std::mem::replace(&mut cols, RawColumns::with_capacity(CHUNK_ROWS));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    parser.finish()?;
+    if !cols.is_empty() {
+        let _ = tx.send(Ok(cols)).await;
+    }
+    Ok(())
 }
 
 /// Export statements read whole partitions (10 M readings a day in the benchmark city): far
