@@ -1,0 +1,195 @@
+//! The raw open-data export as the store delivers it (binary COPY into columns): selection,
+//! order, values, and selection strings that need quoting.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, Utc};
+use stadtpuls_gateways::{DevEui, Quantity};
+use stadtpuls_store::copy_out::RawColumns;
+use stadtpuls_store::opendata::Selection;
+use stadtpuls_store::testing::{fetch_all, fresh_store, uplink_record, utc};
+use stadtpuls_store::*;
+
+fn device(eui: u64, vis: Visibility, at: Option<(f64, f64)>, site: Option<&str>) -> NewDevice {
+    NewDevice {
+        dev_eui: DevEui(eui),
+        name: None,
+        kind: DeviceKind::OutdoorClimate,
+        codec: None,
+        visibility: vis,
+        location: at,
+        site_id: site.map(str::to_string),
+        building_id: None,
+        room_id: None,
+    }
+}
+
+fn site(uid: &str) -> ParkingSite {
+    ParkingSite {
+        uid: uid.into(),
+        name: uid.into(),
+        site_type: "CAR_PARK".into(),
+        purpose: "CAR".into(),
+        capacity: 10,
+        lat: 51.5,
+        lon: 7.46,
+        geometry: None,
+        address: None,
+        operator_name: None,
+        opening_hours: None,
+        static_data_updated_at: utc("2025-01-01T00:00:00Z"),
+    }
+}
+
+async fn collect(store: &Store, sel: &Selection, from: &str, to: &str) -> RawColumns {
+    let mut rx = store.export_raw(sel, utc(from), utc(to));
+    let mut all = RawColumns::default();
+    while let Some(chunk) = rx.recv().await {
+        let c = chunk.unwrap();
+        for i in 0..c.len() {
+            all.time_us.push(c.time_us[i]);
+            all.ids.push_str(c.id(i));
+            all.id_ends.push(all.ids.len());
+        }
+        all.quantity.extend(&c.quantity);
+        all.value.extend(&c.value);
+        all.lon.extend(&c.lon);
+        all.lat.extend(&c.lat);
+    }
+    all
+}
+
+#[tokio::test]
+async fn raw_export_selects_public_located_devices_in_file_order() {
+    let store = fresh_store().await.unwrap();
+    store
+        .import_places(&[site("o'brien; drop table readings --")], &[], &[])
+        .await
+        .unwrap();
+    store
+        .import_devices(&[
+            device(0xA1, Visibility::Public, Some((51.51, 7.45)), None),
+            device(
+                0xA2,
+                Visibility::Public,
+                Some((51.52, 7.47)),
+                Some("o'brien; drop table readings --"),
+            ),
+            device(0xA3, Visibility::Private, Some((51.53, 7.48)), None),
+            device(0xA4, Visibility::Public, None, None),
+        ])
+        .await
+        .unwrap();
+    let t0 = utc("2026-01-15T00:00:00Z");
+    let mut uplinks = Vec::new();
+    for eui in [0xA1u64, 0xA2, 0xA3, 0xA4] {
+        for k in 0..3 {
+            let at: DateTime<Utc> = t0 + Duration::minutes(10 * k);
+            uplinks.push(uplink_record(
+                &format!("{eui:x}-{k}"),
+                DevEui(eui),
+                at,
+                &[
+                    (Quantity::Temperature, 20.0 + k as f64),
+                    (Quantity::Humidity, 60.0 + k as f64),
+                    (Quantity::Battery, 90.0),
+                ],
+            ));
+        }
+    }
+    // One reading outside the window on each side.
+    uplinks.push(uplink_record(
+        "before",
+        DevEui(0xA1),
+        utc("2026-01-14T23:59:59Z"),
+        &[(Quantity::Temperature, -1.0)],
+    ));
+    uplinks.push(uplink_record(
+        "end",
+        DevEui(0xA1),
+        utc("2026-01-16T00:00:00Z"),
+        &[(Quantity::Temperature, -2.0)],
+    ));
+    store
+        .write_batch(&Batch {
+            uplinks,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.assign_sensor_ids().await.unwrap();
+    let ids: Vec<(i64, String)> = fetch_all(
+        &store,
+        "SELECT dev_eui, sensor_id FROM open_sensor_ids ORDER BY sensor_id COLLATE \"C\"",
+    )
+    .await;
+    let sensor = |eui: i64| ids.iter().find(|(e, _)| *e == eui).unwrap().1.clone();
+
+    let sel = Selection {
+        quantities: vec![Quantity::Temperature, Quantity::Humidity],
+        kinds: vec![DeviceKind::OutdoorClimate],
+        buildings: vec![],
+        raw: true,
+        sites: vec![],
+    };
+    let got = collect(&store, &sel, "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z").await;
+    // Public, located devices only (A1, A2); battery not selected; per sensor (in byte order
+    // of its id) humidity before temperature (by name, as the files' sorting_columns say),
+    // each in time order.
+    let mut public: Vec<(String, i64)> = [0xA1i64, 0xA2]
+        .iter()
+        .map(|&e| (sensor(e), e))
+        .collect();
+    public.sort();
+    let mut want = Vec::new();
+    for (sid, eui) in &public {
+        let (lat, lon) = if *eui == 0xA1 { (51.51, 7.45) } else { (51.52, 7.47) };
+        for (q, base) in [(Quantity::Humidity, 60.0), (Quantity::Temperature, 20.0)] {
+            for k in 0..3i64 {
+                let at = t0 + Duration::minutes(10 * k);
+                want.push((
+                    at.timestamp_micros(),
+                    sid.clone(),
+                    q.id(),
+                    base + k as f64,
+                    lon,
+                    lat,
+                ));
+            }
+        }
+    }
+    let rows: Vec<_> = (0..got.len())
+        .map(|i| {
+            (
+                got.time_us[i],
+                got.id(i).to_string(),
+                got.quantity[i],
+                got.value[i],
+                got.lon[i],
+                got.lat[i],
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
+
+    // A site id with a quote and SQL in it is a value, not SQL.
+    let by_site = Selection {
+        sites: vec!["o'brien; drop table readings --".into()],
+        ..sel.clone()
+    };
+    let got = collect(&store, &by_site, "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z").await;
+    assert_eq!(got.len(), 6);
+    assert!((0..6).all(|i| got.id(i) == sensor(0xA2)));
+
+    // An empty window is an empty stream, not an error.
+    let none = collect(&store, &sel, "2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z").await;
+    assert!(none.is_empty());
+
+    // A NUL in a selection string is refused before it reaches the database.
+    let bad = Selection {
+        sites: vec!["a\0b".into()],
+        ..sel
+    };
+    let mut rx = store.export_raw(&bad, t0, t0 + Duration::days(1));
+    let err = rx.recv().await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+}
