@@ -212,10 +212,6 @@ impl Exporter {
     ) -> Result<PartitionOutcome> {
         self.store.assign_sensor_ids().await?;
         let sel = selection(ds);
-        let (_, fingerprint) = self
-            .store
-            .export_fingerprint(&sel, part.start, part.end)
-            .await?;
         let dir = self
             .root
             .join(format!("dataset={}", ds.name))
@@ -227,11 +223,15 @@ impl Exporter {
         let formats = ds.formats.clone();
         let opts = self.parquet_options();
         let aggs = ds.aggs.clone();
-        let written = match width(ds.aggregation) {
+        let (written, fingerprint) = match width(ds.aggregation) {
             None => {
-                let mut rx = self.store.export_raw(&sel, part.start, part.end);
+                // Rows and fingerprint from one snapshot, the fingerprint summed alongside.
+                let (mut rx, fingerprint) = self
+                    .store
+                    .export_raw_with_fingerprint(&sel, part.start, part.end)
+                    .await?;
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || {
+                let written = tokio::task::spawn_blocking(move || {
                     write_partition(&dir, &formats, shape, opts, |sinks| {
                         while let Some(chunk) = rx.blocking_recv() {
                             let cols = chunk?;
@@ -242,9 +242,17 @@ impl Exporter {
                         Ok(())
                     })
                 })
-                .await
+                .await;
+                let fingerprint = fingerprint
+                    .await
+                    .map_err(|e| ExportError::Task(e.to_string()))??;
+                (written, fingerprint.1)
             }
             Some(w) => {
+                let (_, fingerprint) = self
+                    .store
+                    .export_fingerprint(&sel, part.start, part.end)
+                    .await?;
                 let mut rx = self.store.export_aggregated(
                     &sel,
                     part.start,
@@ -254,7 +262,7 @@ impl Exporter {
                     ds.min_group_size,
                 );
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || {
+                let written = tokio::task::spawn_blocking(move || {
                     write_partition(&dir, &formats, shape, opts, |sinks| {
                         let mut regroup = AggRegrouper::default();
                         while let Some(chunk) = rx.blocking_recv() {
@@ -270,10 +278,11 @@ impl Exporter {
                         Ok(())
                     })
                 })
-                .await
+                .await;
+                (written, fingerprint)
             }
-        }
-        .map_err(|e| ExportError::Task(e.to_string()))??;
+        };
+        let written = written.map_err(|e| ExportError::Task(e.to_string()))??;
 
         let now = self.clock.now();
         let rows = written.first().map_or(0, |w| w.rows);

@@ -335,7 +335,7 @@ impl Store {
         let sql = raw_copy_sql(sel, from, to);
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            if let Err(e) = copy_raw(pool, sql, &tx).await {
+            if let Err(e) = copy_raw(pool, sql, None, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -382,19 +382,54 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<(i64, String)> {
-        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         let mut tx = long_running(&self.pool).await?;
-        Ok(sqlx::query_as(FINGERPRINT_SQL)
-            .bind(kinds)
-            .bind(buildings)
-            .bind(raw)
-            .bind(indoor)
-            .bind(sites)
-            .bind(quantities)
-            .bind(from)
-            .bind(to)
-            .fetch_one(&mut *tx)
-            .await?)
+        fingerprint_on(&mut tx, sel.binds(), from, to).await
+    }
+
+    /// A raw partition's rows (as [`Store::export_raw`]) and its fingerprint (as
+    /// [`Store::export_fingerprint`]), both read from one snapshot: the fingerprint is summed on
+    /// a second connection while the rows stream (on two cores the database sorts the rows on
+    /// one and sums on the other), and it describes exactly the rows in the file, so a late
+    /// reading arriving in between is seen as a change next time. Needs two connections.
+    pub async fn export_raw_with_fingerprint(
+        &self,
+        sel: &Selection,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(
+        tokio::sync::mpsc::Receiver<Result<RawColumns>>,
+        tokio::task::JoinHandle<Result<(i64, String)>>,
+    )> {
+        // Private connections: a transaction abandoned half-way must not go back to the pool.
+        let mut fp_conn = self.pool.acquire().await?.detach();
+        let setup = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+             SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'"
+        );
+        sqlx::Executor::execute(&mut fp_conn, setup.as_str()).await?;
+        let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+            .fetch_one(&mut fp_conn)
+            .await?;
+        let (imported_tx, imported_rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let sql = raw_copy_sql(sel, from, to);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let snap = Some((snapshot, imported_tx));
+            if let Err(e) = copy_raw(pool, sql, snap, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let binds = sel.binds();
+        let fingerprint = tokio::spawn(async move {
+            let r = fingerprint_on(&mut fp_conn, binds, from, to).await;
+            // An exported snapshot lives as long as its transaction: keep it open until the
+            // COPY's connection has taken it (or given up).
+            let _ = imported_rx.await;
+            let _ = sqlx::Executor::execute(&mut fp_conn, "COMMIT").await;
+            r
+        });
+        Ok((rx, fingerprint))
     }
 
     /// The sensors (raw) or groups (aggregated) of a dataset that have data.
@@ -617,16 +652,59 @@ where
     rx
 }
 
+/// The fingerprint query on `conn` (inside a transaction that allows long statements).
+async fn fingerprint_on(
+    conn: &mut sqlx::PgConnection,
+    binds: (
+        Vec<&'static str>,
+        Vec<String>,
+        bool,
+        Vec<&'static str>,
+        Vec<String>,
+        Vec<i16>,
+    ),
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(i64, String)> {
+    let (kinds, buildings, raw, indoor, sites, quantities) = binds;
+    Ok(sqlx::query_as(FINGERPRINT_SQL)
+        .bind(kinds)
+        .bind(buildings)
+        .bind(raw)
+        .bind(indoor)
+        .bind(sites)
+        .bind(quantities)
+        .bind(from)
+        .bind(to)
+        .fetch_one(conn)
+        .await?)
+}
+
 /// Runs the raw export's COPY and sends its rows in chunks (see [`Store::export_raw`]).
 async fn copy_raw(
     pool: sqlx::PgPool,
     sql: Result<String>,
+    snapshot: Option<(String, tokio::sync::oneshot::Sender<()>)>,
     tx: &tokio::sync::mpsc::Sender<Result<RawColumns>>,
 ) -> Result<()> {
     let sql = sql?;
     // A connection of its own, closed afterwards instead of going back to the pool: a COPY
     // abandoned half-way (receiver gone) leaves it mid-protocol.
     let mut conn = pool.acquire().await?.detach();
+    if let Some((id, imported)) = snapshot {
+        // The id comes from pg_export_snapshot (hex digits and dashes).
+        if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(StoreError::Corrupt {
+                column: "pg_export_snapshot",
+                problem: format!("unexpected snapshot id {id:?}"),
+            });
+        }
+        let begin = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+        );
+        sqlx::Executor::execute(&mut conn, begin.as_str()).await?;
+        let _ = imported.send(());
+    }
     // The statement carries its values as literals (COPY takes no parameters), quoted for
     // `standard_conforming_strings`.
     let setup = format!(

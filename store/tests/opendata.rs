@@ -135,14 +135,15 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
     // Public, located devices only (A1, A2); battery not selected; per sensor (in byte order
     // of its id) humidity before temperature (by name, as the files' sorting_columns say),
     // each in time order.
-    let mut public: Vec<(String, i64)> = [0xA1i64, 0xA2]
-        .iter()
-        .map(|&e| (sensor(e), e))
-        .collect();
+    let mut public: Vec<(String, i64)> = [0xA1i64, 0xA2].iter().map(|&e| (sensor(e), e)).collect();
     public.sort();
     let mut want = Vec::new();
     for (sid, eui) in &public {
-        let (lat, lon) = if *eui == 0xA1 { (51.51, 7.45) } else { (51.52, 7.47) };
+        let (lat, lon) = if *eui == 0xA1 {
+            (51.51, 7.45)
+        } else {
+            (51.52, 7.47)
+        };
         for (q, base) in [(Quantity::Humidity, 60.0), (Quantity::Temperature, 20.0)] {
             for k in 0..3i64 {
                 let at = t0 + Duration::minutes(10 * k);
@@ -176,9 +177,36 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         sites: vec!["o'brien; drop table readings --".into()],
         ..sel.clone()
     };
-    let got = collect(&store, &by_site, "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z").await;
+    let got = collect(
+        &store,
+        &by_site,
+        "2026-01-15T00:00:00Z",
+        "2026-01-16T00:00:00Z",
+    )
+    .await;
     assert_eq!(got.len(), 6);
     assert!((0..6).all(|i| got.id(i) == sensor(0xA2)));
+
+    // Rows and fingerprint from one snapshot: the same rows, and the fingerprint a separate
+    // query computes (it covers the unlocated public A4 too: 3 devices × 2 quantities × 3).
+    let (mut rx, fp) = store
+        .export_raw_with_fingerprint(&sel, t0, t0 + Duration::days(1))
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(c) = rx.recv().await {
+        n += c.unwrap().len();
+    }
+    let fp = fp.await.unwrap().unwrap();
+    assert_eq!(n, 12);
+    assert_eq!(
+        fp,
+        store
+            .export_fingerprint(&sel, t0, t0 + Duration::days(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(fp.0, 18);
 
     // An empty window is an empty stream, not an error.
     let none = collect(&store, &sel, "2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z").await;
