@@ -258,6 +258,7 @@ impl RawCopyParser {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
