@@ -87,6 +87,17 @@ client.on_subscribe = on_subscribe
 client.on_message = on_message
 client.connect(args.host, args.port, keepalive=30)
 while True:
-    client.loop(timeout=0.05)
+    rc = client.loop(timeout=0.05)
+    if rc != mqtt.MQTT_ERR_SUCCESS:
+        # loop() returns at once while disconnected: without this the script spun at 100 % CPU
+        # and never stored the rest (bench run of 2026-12-06). The session is persistent, so
+        # the broker redelivers what was not acknowledged.
+        print(f"loop: {mqtt.error_string(rc)}; reconnecting", file=sys.stderr, flush=True)
+        time.sleep(0.2)
+        try:
+            client.reconnect()
+        except OSError as e:
+            print(f"reconnect: {e}", file=sys.stderr, flush=True)
+        continue
     if pending and time.monotonic() - last_message > 0.5:
         flush()
