@@ -334,28 +334,6 @@ impl Store {
         .rows_affected())
     }
 
-    /// The readings of a raw dataset in `[from, to)`, ordered by sensor, quantity and time, in
-    /// chunks of about [`CHUNK_ROWS`] through a channel of a few chunks (memory stays bounded
-    /// however many rows there are; the query stops when the receiver is dropped). Read with
-    /// binary COPY straight into columns (see [`crate::copy_out`]); a failure is the channel's
-    /// last item.
-    pub fn export_raw(
-        &self,
-        sel: &Selection,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> tokio::sync::mpsc::Receiver<Result<RawColumns>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let sql = raw_copy_sql(sel, from, to);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            if let Err(e) = copy_raw(pool, sql, None, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        rx
-    }
-
     /// The cells of an aggregated dataset in `[from, to)`, ordered by group, quantity and
     /// bucket; indoor cells resting on fewer than `min_group` rooms/desks are left out.
     #[allow(clippy::too_many_arguments)]
@@ -400,11 +378,17 @@ impl Store {
         fingerprint_on(&mut tx, sel.binds(), from, to).await
     }
 
-    /// A raw partition's rows (as [`Store::export_raw`]) and its fingerprint (as
-    /// [`Store::export_fingerprint`]), both read from one snapshot: the fingerprint is summed on
-    /// a second connection while the rows stream (on two cores the database sorts the rows on
-    /// one and sums on the other), and it describes exactly the rows in the file, so a late
-    /// reading arriving in between is seen as a change next time. Needs two connections.
+    /// A raw dataset's readings in `[from, to)` and their fingerprint (as
+    /// [`Store::export_fingerprint`]), both read from one snapshot.
+    ///
+    /// The readings come ordered by sensor, quantity and time, in chunks of about
+    /// [`CHUNK_ROWS`] through a channel of a few chunks (memory stays bounded however many rows
+    /// there are; the query stops when the receiver is dropped), read with binary COPY straight
+    /// into columns (see [`crate::copy_out`]); a failure is the channel's last item. The
+    /// fingerprint is summed on a second connection while the rows stream (on two cores the
+    /// database sorts the rows on one and sums on the other), and it describes exactly the rows
+    /// in the file, so a late reading arriving in between is seen as a change next time. Needs
+    /// two connections.
     pub async fn export_raw_with_fingerprint(
         &self,
         sel: &Selection,
@@ -429,8 +413,7 @@ impl Store {
         let sql = raw_copy_sql(sel, from, to);
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let snap = Some((snapshot, imported_tx));
-            if let Err(e) = copy_raw(pool, sql, snap, &tx).await {
+            if let Err(e) = copy_raw(pool, sql, (snapshot, imported_tx), &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -692,31 +675,30 @@ async fn fingerprint_on(
         .await?)
 }
 
-/// Runs the raw export's COPY and sends its rows in chunks (see [`Store::export_raw`]).
+/// Runs the raw export's COPY and sends its rows in chunks (see
+/// [`Store::export_raw_with_fingerprint`]).
 async fn copy_raw(
     pool: sqlx::PgPool,
     sql: Result<String>,
-    snapshot: Option<(String, tokio::sync::oneshot::Sender<()>)>,
+    snapshot: (String, tokio::sync::oneshot::Sender<()>),
     tx: &tokio::sync::mpsc::Sender<Result<RawColumns>>,
 ) -> Result<()> {
     let sql = sql?;
     // A connection of its own, closed afterwards instead of going back to the pool: a COPY
     // abandoned half-way (receiver gone) leaves it mid-protocol.
     let mut conn = pool.acquire().await?.detach();
-    if let Some((id, imported)) = snapshot {
-        // The id comes from pg_export_snapshot (hex digits and dashes).
-        if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            return Err(StoreError::Corrupt {
-                column: "pg_export_snapshot",
-                problem: format!("unexpected snapshot id {id:?}"),
-            });
-        }
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
-        );
-        sqlx::Executor::execute(&mut conn, begin.as_str()).await?;
-        let _ = imported.send(());
+    let (id, imported) = snapshot;
+    // The id comes from pg_export_snapshot (hex digits and dashes).
+    if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(StoreError::Corrupt {
+            column: "pg_export_snapshot",
+            problem: format!("unexpected snapshot id {id:?}"),
+        });
     }
+    let begin =
+        format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'");
+    sqlx::Executor::execute(&mut conn, begin.as_str()).await?;
+    let _ = imported.send(());
     // The statement carries its values as literals (COPY takes no parameters), quoted for
     // `standard_conforming_strings`.
     let setup = format!(

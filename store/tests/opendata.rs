@@ -41,7 +41,10 @@ fn site(uid: &str) -> ParkingSite {
 }
 
 async fn collect(store: &Store, sel: &Selection, from: &str, to: &str) -> RawColumns {
-    let mut rx = store.export_raw(sel, utc(from), utc(to));
+    let (mut rx, fingerprint) = store
+        .export_raw_with_fingerprint(sel, utc(from), utc(to))
+        .await
+        .unwrap();
     let mut all = RawColumns::default();
     while let Some(chunk) = rx.recv().await {
         let c = chunk.unwrap();
@@ -55,6 +58,7 @@ async fn collect(store: &Store, sel: &Selection, from: &str, to: &str) -> RawCol
         all.lon.extend(&c.lon);
         all.lat.extend(&c.lat);
     }
+    fingerprint.await.unwrap().unwrap();
     all
 }
 
@@ -217,7 +221,10 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         sites: vec!["a\0b".into()],
         ..sel
     };
-    let mut rx = store.export_raw(&bad, t0, t0 + Duration::days(1));
+    let (mut rx, _) = store
+        .export_raw_with_fingerprint(&bad, t0, t0 + Duration::days(1))
+        .await
+        .unwrap();
     let err = rx.recv().await.unwrap().unwrap_err();
     assert!(err.to_string().contains("NUL"), "{err}");
 }
