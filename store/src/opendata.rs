@@ -298,6 +298,20 @@ type Binds = (
     Vec<i16>,
 );
 
+/// Binds a selection as `$1`–`$6`.
+fn bind_selection<O>(
+    q: sqlx::query::QueryAs<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    binds: Binds,
+) -> sqlx::query::QueryAs<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let (kinds, buildings, raw, indoor, sites, quantities) = binds;
+    q.bind(kinds)
+        .bind(buildings)
+        .bind(raw)
+        .bind(indoor)
+        .bind(sites)
+        .bind(quantities)
+}
+
 fn kind_names(kinds: &[DeviceKind]) -> Vec<&'static str> {
     kinds.iter().map(|k| k.as_str()).collect()
 }
@@ -346,17 +360,11 @@ impl Store {
         tz: &str,
         min_group: u32,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<AggRow>>> {
-        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
+        let binds = sel.binds();
         let tz = tz.to_string();
         let min_group = i64::from(min_group);
         chunked(self.pool.clone(), move |conn| {
-            sqlx::query_as::<_, AggRow>(AGG_SQL)
-                .bind(kinds)
-                .bind(buildings)
-                .bind(raw)
-                .bind(indoor)
-                .bind(sites)
-                .bind(quantities)
+            bind_selection(sqlx::query_as::<_, AggRow>(AGG_SQL), binds)
                 .bind(from)
                 .bind(to)
                 .bind(width.as_interval())
@@ -431,15 +439,8 @@ impl Store {
 
     /// The sensors (raw) or groups (aggregated) of a dataset that have data.
     pub async fn export_sensors(&self, sel: &Selection) -> Result<Vec<SensorRow>> {
-        let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
         let sql = if sel.raw { RAW_SENSORS_SQL } else { GROUPS_SQL };
-        Ok(sqlx::query_as(sql)
-            .bind(kinds)
-            .bind(buildings)
-            .bind(raw)
-            .bind(indoor)
-            .bind(sites)
-            .bind(quantities)
+        Ok(bind_selection(sqlx::query_as(sql), sel.binds())
             .fetch_all(&self.pool)
             .await?)
     }
@@ -657,18 +658,11 @@ async fn fingerprint_on(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<(i64, String)> {
-    let (kinds, buildings, raw, indoor, sites, quantities) = binds;
     // Serial: it runs beside the export's COPY, and parallel workers on a small machine only
     // take the cores the COPY and the file encoder need (14 s parallel vs 10 s serial for 10 M
     // rows in the benchmark city, with more CPU time in total).
     sqlx::Executor::execute(&mut *conn, "SET LOCAL max_parallel_workers_per_gather = 0").await?;
-    Ok(sqlx::query_as(FINGERPRINT_SQL)
-        .bind(kinds)
-        .bind(buildings)
-        .bind(raw)
-        .bind(indoor)
-        .bind(sites)
-        .bind(quantities)
+    Ok(bind_selection(sqlx::query_as(FINGERPRINT_SQL), binds)
         .bind(from)
         .bind(to)
         .fetch_one(conn)
