@@ -431,6 +431,29 @@ fn csv_header(shape: Shape) -> Vec<String> {
         .collect()
 }
 
+/// One CSV data row: the columns of [`csv_header`] (`agg` and `count` for aggregated rows).
+fn csv_record(
+    time: String,
+    id: &str,
+    q: Quantity,
+    agg: Option<(&str, i64)>,
+    value: f64,
+    lon: f64,
+    lat: f64,
+) -> Vec<String> {
+    let mut record = vec![time, id.to_string(), q.name().into(), q.unit().into()];
+    if let Some((a, _)) = agg {
+        record.push(a.to_string());
+    }
+    record.push(value.to_string());
+    if let Some((_, count)) = agg {
+        record.push(count.to_string());
+    }
+    record.push(lon.to_string());
+    record.push(lat.to_string());
+    record
+}
+
 fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
@@ -525,22 +548,15 @@ impl Sink {
                 writer, rows: n, ..
             } => {
                 for r in rows {
-                    let mut record = vec![
+                    writer.write_record(csv_record(
                         utc(r.time),
-                        r.id.clone(),
-                        r.quantity.name().to_string(),
-                        r.quantity.unit().to_string(),
-                    ];
-                    if let Some((agg, _)) = r.agg {
-                        record.push(agg.to_string());
-                    }
-                    record.push(r.value.to_string());
-                    if let Some((_, count)) = r.agg {
-                        record.push(count.to_string());
-                    }
-                    record.push(r.lon.to_string());
-                    record.push(r.lat.to_string());
-                    writer.write_record(&record)?;
+                        &r.id,
+                        r.quantity,
+                        r.agg,
+                        r.value,
+                        r.lon,
+                        r.lat,
+                    ))?;
                 }
                 *n += rows.len() as u64;
             }
@@ -571,15 +587,15 @@ impl Sink {
                     let time = DateTime::<Utc>::from_timestamp_micros(cols.time_us[i])
                         .map(utc)
                         .unwrap_or_default();
-                    writer.write_record([
-                        time.as_str(),
+                    writer.write_record(csv_record(
+                        time,
                         cols.id(i),
-                        q.name(),
-                        q.unit(),
-                        &cols.value[i].to_string(),
-                        &cols.lon[i].to_string(),
-                        &cols.lat[i].to_string(),
-                    ])?;
+                        *q,
+                        None,
+                        cols.value[i],
+                        cols.lon[i],
+                        cols.lat[i],
+                    ))?;
                 }
                 *n += cols.len() as u64;
             }
