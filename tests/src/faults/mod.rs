@@ -397,9 +397,9 @@ async fn drive(
 
     // Mid-stream: 30 % of the messages are with the broker.
     let at = (o.n as u64 * 3) / 10;
-    let until = Instant::now()
-        + Duration::from_secs(120)
-        + Duration::from_secs_f64(o.n as f64 / o.rate.max(1.0));
+    let pace = sc.publish_rate(o.rate);
+    let until =
+        Instant::now() + Duration::from_secs(120) + Duration::from_secs_f64(o.n as f64 / pace);
     while publisher.progress.acked() < at {
         if Instant::now() > until {
             bail!("the publisher did not reach {at} acknowledged messages");
@@ -411,9 +411,7 @@ async fn drive(
 
     // The publisher has to get everything to the broker (it resends after broker faults).
     let published = publisher
-        .finish(
-            Duration::from_secs(300) + Duration::from_secs_f64(2.0 * o.n as f64 / o.rate.max(1.0)),
-        )
+        .finish(Duration::from_secs(300) + Duration::from_secs_f64(2.0 * o.n as f64 / pace))
         .await?;
     out.resent = published.resent;
     out.publisher_disconnects = published.disconnects;
