@@ -39,12 +39,24 @@ pub(crate) fn parse_json(text: &str) -> Result<Value, DecodeError> {
         Category::Data => DecodeError::DuplicateKey(e.to_string()),
         _ => DecodeError::InvalidJson(e.to_string()),
     })?;
-    let mut path = Vec::new();
-    if has_nul(&value, &mut path) {
+    // The check allocates nothing; the path is only worked out for a message that has one.
+    if contains_nul(&value) {
+        let mut path = Vec::new();
+        has_nul(&value, &mut path);
         let path = path.join(".");
         return Err(DecodeError::NulCharacter(path.chars().take(200).collect()));
     }
     Ok(value)
+}
+
+/// True if a string or key anywhere in `value` holds U+0000.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
 }
 
 /// True if a string or key in `value` holds U+0000; `path` is then the way to it (keys escaped).

@@ -2,7 +2,8 @@
 
 use crate::{Result, Store};
 use chrono::{DateTime, Utc};
-use stadtpuls_gateways::{DevEui, DeviceEvent, Quantity, Reading, Uplink};
+use sqlx::types::Json;
+use stadtpuls_gateways::{DevEui, DeviceEvent, GatewayRx, Quantity, Reading, TxInfo, Uplink};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A decoded uplink ready to be stored, with the readings mapped from it.
@@ -55,6 +56,13 @@ pub struct BatchOutcome {
     pub dead_letters: usize,
     /// Newly stored readings (of new uplinks), for the in-memory "latest" view and streams.
     pub stored: Vec<(DevEui, Reading)>,
+}
+
+/// The `radio` column of an uplink: its gateways and transmission settings.
+#[derive(serde::Serialize)]
+struct Radio<'a> {
+    gateways: &'a [GatewayRx],
+    tx: &'a TxInfo,
 }
 
 /// PostgreSQL keeps microseconds; keys read back with RETURNING must compare equal to ours.
@@ -254,23 +262,28 @@ impl Store {
                 if !in_batch.insert((u.dedup_key.as_str(), us(u.observed_at))) {
                     continue;
                 }
-                key.push(u.dedup_key.clone());
+                key.push(u.dedup_key.as_str());
                 obs.push(us(u.observed_at));
                 rec.push(u.received_at);
                 ing.push(r.ingested_at);
                 eui.push(u.dev_eui.as_i64());
                 ns.push(u.network_server.as_str());
-                app.push(u.application.clone());
-                topic.push(r.topic.clone());
+                app.push(u.application.as_deref());
+                topic.push(r.topic.as_str());
                 fcnt.push(u.f_cnt.map(i64::from));
                 fport.push(u.f_port.map(i16::from));
-                payload.push(u.payload.clone());
-                decoded.push(u.decoded.clone());
-                radio.push(serde_json::json!({ "gateways": u.gateways, "tx": u.tx }));
-                loc.push(u.device_location.as_ref().map(|l| serde_json::json!(l)));
+                // Borrowed, and serialized straight into the bind buffer: no copy of the
+                // payload or of the decoded object's tree per uplink.
+                payload.push(u.payload.as_slice());
+                decoded.push(u.decoded.as_ref());
+                radio.push(Json(Radio {
+                    gateways: &u.gateways,
+                    tx: &u.tx,
+                }));
+                loc.push(u.device_location.as_ref().map(Json));
                 // Postgres text[] columns cannot be bound as a 2-D array of unequal rows, so
                 // the unmapped keys travel as one JSON array per row.
-                unmapped.push(serde_json::json!(r.unmapped));
+                unmapped.push(Json(r.unmapped.as_slice()));
                 sim.push(u.simulated);
             }
             let new_keys: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
