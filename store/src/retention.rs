@@ -1,6 +1,6 @@
 //! Retention (drop old chunks) and reprocessing (rebuild readings from raw uplinks, replay dead letters).
 
-use crate::write::{insert_readings, upsert_latest};
+use crate::write::{insert_readings, upsert_latest, Conflicts};
 use crate::{Result, Store};
 use chrono::{DateTime, Duration, Utc};
 use stadtpuls_gateways::{DevEui, Reading};
@@ -157,7 +157,7 @@ impl Store {
         let n = if readings.is_empty() {
             0
         } else {
-            insert_readings(&mut tx, readings).await?
+            insert_readings(&mut tx, readings, Conflicts::Skip).await?
         };
         if !readings.is_empty() {
             upsert_latest(&mut tx, readings).await?;

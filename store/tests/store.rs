@@ -147,6 +147,65 @@ async fn the_same_batch_twice_stores_once_and_auto_registers_privately() {
     );
 }
 
+/// A batch that is partly known takes the conflict-aware path: only its new uplinks and their
+/// readings are stored, and a reading the table already has (sent again under another dedup
+/// key) keeps its first value.
+#[tokio::test]
+async fn a_partly_known_batch_stores_only_what_is_new() {
+    let store = fresh_store().await.unwrap();
+    let at = t("2024-05-01T10:00:00Z");
+    let eui = 0x0a0b0c0d0e0f1011;
+    let first = Batch {
+        uplinks: vec![uplink("a", eui, at, &[(Quantity::Temperature, 21.5)])],
+        ..Default::default()
+    };
+    store.write_batch(&first).await.unwrap();
+
+    let mixed = Batch {
+        uplinks: vec![
+            // Known: a redelivery.
+            uplink("a", eui, at, &[(Quantity::Temperature, 21.5)]),
+            // New uplink, but its temperature at `at` is already stored (other dedup key).
+            uplink(
+                "a-via-other-ns",
+                eui,
+                at,
+                &[(Quantity::Temperature, 99.0), (Quantity::Humidity, 40.0)],
+            ),
+            // Entirely new.
+            uplink(
+                "b",
+                eui,
+                at + Duration::minutes(5),
+                &[(Quantity::Temperature, 22.0)],
+            ),
+        ],
+        ..Default::default()
+    };
+    let o = store.write_batch(&mixed).await.unwrap();
+    assert_eq!(
+        (o.new_uplinks, o.duplicate_uplinks, o.readings, o.stored.len()),
+        (2, 1, 2, 3)
+    );
+    let c = store.counts().await.unwrap();
+    assert_eq!((c.uplinks, c.readings), (3, 3));
+    let temps: Vec<(DateTime<Utc>, f64)> = store
+        .readings(
+            DevEui(eui),
+            Some(Quantity::Temperature),
+            at,
+            at + Duration::hours(1),
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.time, r.value))
+        .collect();
+    assert_eq!(temps, vec![(at + Duration::minutes(5), 22.0), (at, 21.5)]);
+}
+
 #[tokio::test]
 async fn readings_page_newest_first_with_a_cursor() {
     let store = fresh_store().await.unwrap();
