@@ -1,9 +1,9 @@
 //! The ingest write path: one transaction per batch, idempotent on the uplink dedup key.
 
+use crate::StoreError;
 use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use crate::StoreError;
 use sqlx::Row;
 use stadtpuls_gateways::{
     DevEui, DeviceEvent, GatewayRx, Location, Quantity, Reading, TxInfo, Uplink,
@@ -61,7 +61,6 @@ pub struct BatchOutcome {
     /// Newly stored readings (of new uplinks), for the in-memory "latest" view and streams.
     pub stored: Vec<(DevEui, Reading)>,
 }
-
 
 /// PostgreSQL keeps microseconds; keys read back with RETURNING must compare equal to ours.
 fn us(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -163,8 +162,7 @@ const INSERT_UPLINKS: &str =
                           device_location, unmapped, simulated)";
 
 /// The rows of the uplinks insert, from the sixteen arrays that [`UplinkColumns::bind`] binds.
-const FROM_UPLINK_COLUMNS: &str =
-    "SELECT k, o, r, i, e, ns, a, t, fc, fp, p, d, ra, l,
+const FROM_UPLINK_COLUMNS: &str = "SELECT k, o, r, i, e, ns, a, t, fc, fp, p, d, ra, l,
             ARRAY(SELECT jsonb_array_elements_text(u)), s
      FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::bigint[],
                  $6::text[], $7::text[], $8::text[], $9::bigint[], $10::smallint[], $11::bytea[],
@@ -226,7 +224,10 @@ impl<'a> UplinkColumns<'a> {
                 })
                 .collect(),
             location: u().map(|u| u.device_location.as_ref().map(Json)).collect(),
-            unmapped: records.iter().map(|r| Json(r.unmapped.as_slice())).collect(),
+            unmapped: records
+                .iter()
+                .map(|r| Json(r.unmapped.as_slice()))
+                .collect(),
             simulated: u().map(|u| u.simulated).collect(),
         }
     }
@@ -256,7 +257,11 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 /// The readings of `records`, in order, each with its device.
 fn readings_of<'a>(records: impl Iterator<Item = &'a UplinkRecord>) -> Vec<(DevEui, Reading)> {
     records
-        .flat_map(|r| r.readings.iter().map(move |reading| (r.uplink.dev_eui, *reading)))
+        .flat_map(|r| {
+            r.readings
+                .iter()
+                .map(move |reading| (r.uplink.dev_eui, *reading))
+        })
         .collect()
 }
 
@@ -364,7 +369,9 @@ impl Store {
             // the first one counts.
             let mut in_batch = HashSet::with_capacity(n);
             let unique: Vec<&UplinkRecord> = (batch.uplinks.iter())
-                .filter(|r| in_batch.insert((r.uplink.dedup_key.as_str(), us(r.uplink.observed_at))))
+                .filter(|r| {
+                    in_batch.insert((r.uplink.dedup_key.as_str(), us(r.uplink.observed_at)))
+                })
                 .collect();
             let cols = UplinkColumns::of(&unique);
 
@@ -374,11 +381,15 @@ impl Store {
             // already (a redelivery after a crash, two network servers reporting one
             // observation), the unique violation rolls the attempt back to the savepoint and
             // 2b does the conflict-aware insert.
-            sqlx::query("SAVEPOINT fast_insert").execute(&mut *tx).await?;
+            sqlx::query("SAVEPOINT fast_insert")
+                .execute(&mut *tx)
+                .await?;
             let fast = async {
-                cols.bind(sqlx::query(&format!("{INSERT_UPLINKS} {FROM_UPLINK_COLUMNS}")))
-                    .execute(&mut *tx)
-                    .await?;
+                cols.bind(sqlx::query(&format!(
+                    "{INSERT_UPLINKS} {FROM_UPLINK_COLUMNS}"
+                )))
+                .execute(&mut *tx)
+                .await?;
                 let stored = readings_of(unique.iter().copied());
                 let n = insert_readings(&mut tx, &stored, Conflicts::Fail).await?;
                 Ok::<_, StoreError>((stored, n))
@@ -386,13 +397,17 @@ impl Store {
             .await;
             let fresh_uplinks = match fast {
                 Ok((stored, n)) => {
-                    sqlx::query("RELEASE SAVEPOINT fast_insert").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE SAVEPOINT fast_insert")
+                        .execute(&mut *tx)
+                        .await?;
                     out.stored = stored;
                     out.readings = n;
                     unique.len()
                 }
                 Err(e) if e.is_unique_violation() => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT fast_insert").execute(&mut *tx).await?;
+                    sqlx::query("ROLLBACK TO SAVEPOINT fast_insert")
+                        .execute(&mut *tx)
+                        .await?;
                     // 2b. Only the uplinks the table did not have yet, and their readings.
                     let new_keys: Vec<(String, DateTime<Utc>)> = cols
                         .bind(sqlx::query(&format!(
@@ -410,8 +425,7 @@ impl Store {
                     out.stored = readings_of(unique.iter().copied().filter(|r| {
                         fresh.contains(&(r.uplink.dedup_key.as_str(), us(r.uplink.observed_at)))
                     }));
-                    out.readings =
-                        insert_readings(&mut tx, &out.stored, Conflicts::Skip).await?;
+                    out.readings = insert_readings(&mut tx, &out.stored, Conflicts::Skip).await?;
                     new_keys.len()
                 }
                 Err(e) => return Err(e),
@@ -511,12 +525,12 @@ pub(crate) async fn insert_readings(
         Conflicts::Skip => format!("{insert} ON CONFLICT DO NOTHING"),
     };
     let res = sqlx::query(&sql)
-    .bind(&eui)
-    .bind(&q)
-    .bind(&t)
-    .bind(&v)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&eui)
+        .bind(&q)
+        .bind(&t)
+        .bind(&v)
+        .execute(&mut *tx)
+        .await?;
     Ok(res.rows_affected() as usize)
 }
 

@@ -184,7 +184,12 @@ async fn a_partly_known_batch_stores_only_what_is_new() {
     };
     let o = store.write_batch(&mixed).await.unwrap();
     assert_eq!(
-        (o.new_uplinks, o.duplicate_uplinks, o.readings, o.stored.len()),
+        (
+            o.new_uplinks,
+            o.duplicate_uplinks,
+            o.readings,
+            o.stored.len()
+        ),
         (2, 1, 2, 3)
     );
     let c = store.counts().await.unwrap();

@@ -470,6 +470,15 @@ async fn drive(
     }
     let counts = verify::count(&url, key, o.n).await?;
     out.absorb_counts(&counts);
+    if let Some((before, after)) = sc.broker_ack_window() {
+        let (from, to) = (fault.start - before, fault.start + after);
+        out.lost_in_broker_window = (counts.lost_indices.iter())
+            .filter(|&&i| {
+                let at = published.acked_at.get(i).copied().flatten();
+                at.is_some_and(|t| from <= t && t <= to)
+            })
+            .count() as u64;
+    }
     sc.check(out, o);
     Ok(())
 }

@@ -46,10 +46,12 @@ impl Progress {
 }
 
 /// What publishing took.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Published {
     pub messages: u64,
     pub acked: u64,
+    /// When the broker acknowledged each message (its first PUBACK).
+    pub acked_at: Vec<Option<Instant>>,
     /// PUBLISH packets sent again after a lost connection.
     pub resent: u64,
     pub disconnects: u64,
@@ -60,6 +62,7 @@ pub struct Published {
 #[derive(Debug)]
 pub struct Publisher {
     pub progress: Arc<Progress>,
+    book: Arc<Mutex<Book>>,
     total: u64,
     started: Instant,
     pacer: tokio::task::JoinHandle<()>,
@@ -67,6 +70,7 @@ pub struct Publisher {
 }
 
 /// The publisher's bookkeeping, shared by the pacer and the poller.
+#[derive(Debug)]
 struct Book {
     /// The current connection's client (replaced after every lost connection).
     client: AsyncClient,
@@ -77,7 +81,8 @@ struct Book {
     inflight: HashMap<u16, usize>,
     /// Messages to send again, oldest first.
     resend: BTreeSet<usize>,
-    acked: Vec<bool>,
+    /// When each message's first PUBACK arrived.
+    acked: Vec<Option<Instant>>,
     /// The next message not sent yet.
     next: usize,
 }
@@ -150,7 +155,8 @@ async fn poll(book: Arc<Mutex<Book>>, p: Arc<Progress>, mut eventloop: EventLoop
             Ok(Event::Incoming(Packet::PubAck(a))) => {
                 if let Ok(mut b) = book.lock() {
                     if let Some(idx) = b.inflight.remove(&a.pkid) {
-                        if !std::mem::replace(&mut b.acked[idx], true) {
+                        if b.acked[idx].is_none() {
+                            b.acked[idx] = Some(Instant::now());
                             p.acked.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -167,7 +173,7 @@ async fn poll(book: Arc<Mutex<Book>>, p: Arc<Progress>, mut eventloop: EventLoop
                     let b = &mut *guard;
                     b.client = client;
                     let again = b.sent.drain(..).chain(b.inflight.drain().map(|x| x.1));
-                    b.resend.extend(again.filter(|&idx| !b.acked[idx]));
+                    b.resend.extend(again.filter(|&idx| b.acked[idx].is_none()));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -193,13 +199,14 @@ impl Publisher {
             sent: VecDeque::new(),
             inflight: HashMap::new(),
             resend: BTreeSet::new(),
-            acked: vec![false; msgs.len()],
+            acked: vec![None; msgs.len()],
             next: 0,
         }));
         let pacer = tokio::spawn(pace(shared.clone(), progress.clone(), msgs, rate, started));
-        let poller = tokio::spawn(poll(shared, progress.clone(), eventloop, o));
+        let poller = tokio::spawn(poll(shared.clone(), progress.clone(), eventloop, o));
         Publisher {
             progress,
+            book: shared,
             total,
             started,
             pacer,
@@ -224,9 +231,14 @@ impl Publisher {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let p = &self.progress;
+        let acked_at = match self.book.lock() {
+            Ok(b) => b.acked.clone(),
+            Err(_) => bail!("publisher bookkeeping poisoned"),
+        };
         Ok(Published {
             messages: self.total,
             acked: p.acked(),
+            acked_at,
             resent: p
                 .transmissions
                 .load(Ordering::Relaxed)

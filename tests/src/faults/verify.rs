@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
 
 /// What the database holds after a run of `n` uplinks.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Counts {
     /// Distinct dedup keys in `uplinks`.
     pub stored: u64,
@@ -14,6 +14,9 @@ pub struct Counts {
     pub readings: u64,
     /// Sent keys with no stored uplink.
     pub lost: u64,
+    /// Their message indices.
+    #[serde(skip)]
+    pub lost_indices: Vec<usize>,
     /// Rows beyond the first per dedup key in `uplinks`, plus rows beyond the first per
     /// (device, quantity, time) in `readings`.
     pub duplicated: u64,
@@ -33,15 +36,17 @@ pub async fn count(url: &str, key: u32, n: usize) -> Result<Counts> {
             .fetch_one(&mut c)
             .await?;
     let stored: HashMap<String, i64> = rows.into_iter().collect();
-    let lost = (0..n)
+    let lost_indices: Vec<usize> = (0..n)
         .filter(|&i| !stored.contains_key(&dedup_id(key, i)))
-        .count() as u64;
+        .collect();
+    let lost = lost_indices.len() as u64;
     let expected = n as u64 - lost;
     let dup_uplinks: i64 = stored.values().map(|c| c - 1).sum();
     Ok(Counts {
         stored: stored.len() as u64,
         readings: readings as u64,
         lost,
+        lost_indices,
         duplicated: dup_uplinks as u64 + (readings - distinct) as u64,
         unexpected: stored.len() as u64 - expected,
     })
