@@ -39,45 +39,35 @@ pub(crate) fn parse_json(text: &str) -> Result<Value, DecodeError> {
         Category::Data => DecodeError::DuplicateKey(e.to_string()),
         _ => DecodeError::InvalidJson(e.to_string()),
     })?;
-    // The check allocates nothing; the path is only worked out for a message that has one.
-    if contains_nul(&value) {
-        let mut path = Vec::new();
-        has_nul(&value, &mut path);
+    if let Some(mut path) = nul_path(&value) {
+        path.reverse();
         let path = path.join(".");
         return Err(DecodeError::NulCharacter(path.chars().take(200).collect()));
     }
     Ok(value)
 }
 
-/// True if a string or key anywhere in `value` holds U+0000.
-fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
-    }
-}
-
-/// True if a string or key in `value` holds U+0000; `path` is then the way to it (keys escaped).
-fn has_nul(value: &Value, path: &mut Vec<String>) -> bool {
-    let visit = |path: &mut Vec<String>, segment: String, own: bool, inner: &Value| {
-        path.push(segment);
-        let found = own || has_nul(inner, path);
-        if !found {
-            path.pop();
-        }
-        found
-    };
-    match value {
-        Value::String(s) => s.contains('\0'),
+/// The way to the first string or key in `value` holding U+0000 (keys escaped), innermost
+/// segment first; `None` if there is none. Segments are made only on the way back out of a
+/// find, so the check of an ordinary message allocates nothing.
+fn nul_path(value: &Value) -> Option<Vec<String>> {
+    let (segment, mut path) = match value {
+        Value::String(s) => return s.contains('\0').then(Vec::new),
         Value::Array(items) => {
-            (items.iter().enumerate()).any(|(i, v)| visit(path, i.to_string(), false, v))
+            (items.iter().enumerate()).find_map(|(i, v)| nul_path(v).map(|p| (i.to_string(), p)))?
         }
-        Value::Object(map) => (map.iter())
-            .any(|(k, v)| visit(path, k.escape_debug().to_string(), k.contains('\0'), v)),
-        _ => false,
-    }
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let inner = if k.contains('\0') {
+                Some(Vec::new())
+            } else {
+                nul_path(v)
+            };
+            inner.map(|p| (k.escape_debug().to_string(), p))
+        })?,
+        _ => return None,
+    };
+    path.push(segment);
+    Some(path)
 }
 
 /// A JSON value built like `serde_json::Value`, but a repeated object key is an error.

@@ -95,14 +95,6 @@ impl StoreError {
     }
 }
 
-impl StoreError {
-    /// A unique index refused a row (SQLSTATE 23505).
-    pub(crate) fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(db))
-            if db.code().as_deref() == Some("23505"))
-    }
-}
-
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)

@@ -404,7 +404,9 @@ impl Store {
                     out.readings = n;
                     unique.len()
                 }
-                Err(e) if e.is_unique_violation() => {
+                Err(StoreError::Database(sqlx::Error::Database(db)))
+                    if db.is_unique_violation() =>
+                {
                     sqlx::query("ROLLBACK TO SAVEPOINT fast_insert")
                         .execute(&mut *tx)
                         .await?;

@@ -117,7 +117,7 @@ impl Outcome {
                     self.sent, self.n
                 ));
             }
-            let ours = self.lost - self.lost_in_broker_window.min(self.lost);
+            let ours = self.lost.saturating_sub(self.lost_in_broker_window);
             if ours > 0 {
                 p.push(format!(
                     "{ours} uplinks lost (besides {} in the broker's PUBACK-before-save window)",
