@@ -526,6 +526,12 @@ impl Settings {
                 "must be at least 1".into(),
             ));
         }
+        if o.sort_memory_mb == 0 {
+            return Err(bad(
+                "opendata.sort_memory_mb".into(),
+                "must be at least 1".into(),
+            ));
+        }
         if o.max_concurrent_exports == 0 {
             return Err(bad(
                 "opendata.max_concurrent_exports".into(),

@@ -16,6 +16,9 @@ pub struct OpendataSettings {
     pub zstd_level: i32,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Memory (MiB) for putting a raw partition's readings into file order (about 24 bytes
+    /// each); a partition that needs more is read in several passes, one per slice of sensors.
+    pub sort_memory_mb: usize,
     /// A missed schedule is caught up for at most this many days back; partitions this recent
     /// are also re-checked for late data and re-exported when it changed them.
     pub catch_up_days: u32,
@@ -34,6 +37,7 @@ impl Default for OpendataSettings {
             base_url: String::new(),
             zstd_level: 12,
             row_group_rows: 131_072,
+            sort_memory_mb: 512,
             catch_up_days: 31,
             late_data_days: 3,
             max_concurrent_exports: 2,

@@ -159,6 +159,9 @@ base_url = ""
 # Parquet: zstd level and rows per row group.
 zstd_level = 12
 row_group_rows = 131072
+# Memory (MiB) for putting a raw partition into file order, about 24 bytes per reading; a
+# bigger partition is read in several passes.
+sort_memory_mb = 512
 # A missed schedule (downtime) is caught up for at most this many days back.
 catch_up_days = 31
 # Partitions of the last days are re-checked at every run and re-exported when late data

@@ -228,7 +228,15 @@ impl Exporter {
                 // Rows and fingerprint from one snapshot, the fingerprint summed alongside.
                 let (mut rx, fingerprint) = self
                     .store
-                    .export_raw_with_fingerprint(&sel, part.start, part.end)
+                    .export_raw_with_fingerprint(
+                        &sel,
+                        part.start,
+                        part.end,
+                        self.settings
+                            .opendata
+                            .sort_memory_mb
+                            .saturating_mul(1 << 20),
+                    )
                     .await?;
                 let dir = dir.clone();
                 let written = tokio::task::spawn_blocking(move || {
@@ -243,6 +251,8 @@ impl Exporter {
                     })
                 })
                 .await;
+                // The writer's error first: a failed read reaches it with its cause.
+                let written = written.map_err(|e| ExportError::Task(e.to_string()))??;
                 let fingerprint = fingerprint
                     .await
                     .map_err(|e| ExportError::Task(e.to_string()))??;
@@ -278,11 +288,11 @@ impl Exporter {
                         Ok(())
                     })
                 })
-                .await;
+                .await
+                .map_err(|e| ExportError::Task(e.to_string()))??;
                 (written, fingerprint)
             }
         };
-        let written = written.map_err(|e| ExportError::Task(e.to_string()))??;
 
         let now = self.clock.now();
         let rows = written.first().map_or(0, |w| w.rows);

@@ -1,9 +1,9 @@
 //! Reading `COPY … TO STDOUT (FORMAT binary)` into columns.
 //!
 //! The raw open-data export reads whole day partitions (10 M readings in the benchmark city).
-//! Fetched as rows, each reading costs a protocol message decoded into a row object, a
-//! by-name column lookup per field and a `String` for its sensor id; binary COPY delivers the
-//! same tuples as length-prefixed fields that are copied straight into column vectors.
+//! Fetched as rows, each reading costs a protocol message decoded into a row object and a
+//! by-name column lookup per field; binary COPY delivers the same tuples as length-prefixed
+//! fixed-width fields that are read straight into plain structs.
 //!
 //! The format (PostgreSQL manual, "COPY", binary format): an 11-byte signature, a 32-bit flags
 //! field, a 32-bit header-extension length and that many bytes; then per tuple a 16-bit field
@@ -68,10 +68,20 @@ fn bad(what: impl Into<String>) -> StoreError {
     }
 }
 
-/// Incremental parser of a binary COPY stream whose tuples are
-/// `(timestamptz, text, int2, float8, float8, float8)` without NULLs.
+/// One reading as the raw export scans it: `(dev_eui int8, quantity int2, time timestamptz,
+/// value float8)`, none NULL.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScannedReading {
+    pub dev_eui: i64,
+    pub quantity: i16,
+    /// Microseconds since the Unix epoch (UTC).
+    pub time_us: i64,
+    pub value: f64,
+}
+
+/// Incremental parser of a binary COPY stream of [`ScannedReading`] tuples.
 #[derive(Debug, Default)]
-pub struct RawCopyParser {
+pub struct ReadingCopyParser {
     /// Bytes received but not yet parsed (an incomplete header or tuple).
     pending: Vec<u8>,
     header_done: bool,
@@ -110,29 +120,18 @@ impl<'a> Cursor<'a> {
     }
 
     /// A field's length prefix, checked against the expected fixed width.
-    fn field(&mut self, col: &str, width: Option<i32>) -> Option<Result<usize, StoreError>> {
+    fn field(&mut self, col: &str, width: i32) -> Option<Result<(), StoreError>> {
         let len = self.i32()?;
-        Some(match (len, width) {
-            (-1, _) => Err(bad(format!("{col} is NULL"))),
-            (l, Some(w)) if l != w => Err(bad(format!("{col} has {l} bytes, expected {w}"))),
-            (l, _) if l < 0 => Err(bad(format!("{col} has length {l}"))),
-            (l, _) => Ok(l as usize),
+        Some(match len {
+            -1 => Err(bad(format!("{col} is NULL"))),
+            l if l != width => Err(bad(format!("{col} has {l} bytes, expected {width}"))),
+            _ => Ok(()),
         })
     }
 }
 
-/// One parsed tuple, borrowed from the input.
-struct Tuple<'a> {
-    time_us: i64,
-    id: &'a [u8],
-    quantity: i16,
-    value: f64,
-    lon: f64,
-    lat: f64,
-}
-
-/// Parses one tuple at the cursor: `Ok(None)` when the input ends inside it.
-fn tuple<'a>(c: &mut Cursor<'a>) -> Result<Option<Tuple<'a>>, StoreError> {
+/// Parses one tuple's fields at the cursor: `Ok(None)` when the input ends inside it.
+fn tuple(c: &mut Cursor<'_>) -> Result<Option<ScannedReading>, StoreError> {
     macro_rules! need {
         ($e:expr) => {
             match $e {
@@ -146,34 +145,32 @@ fn tuple<'a>(c: &mut Cursor<'a>) -> Result<Option<Tuple<'a>>, StoreError> {
             need!(c.field($name, $w))?
         };
     }
-    field!("time", Some(8));
-    let t = need!(c.i64());
-    let n = field!("sensor_id", None);
-    let id = need!(c.take(n));
-    field!("quantity", Some(2));
+    field!("dev_eui", 8);
+    let dev_eui = need!(c.i64());
+    field!("quantity", 2);
     let quantity = need!(c.i16());
-    field!("value", Some(8));
+    field!("time", 8);
+    let t = need!(c.i64());
+    field!("value", 8);
     let value = f64::from_bits(need!(c.i64()) as u64);
-    field!("lon", Some(8));
-    let lon = f64::from_bits(need!(c.i64()) as u64);
-    field!("lat", Some(8));
-    let lat = f64::from_bits(need!(c.i64()) as u64);
     let time_us = t
         .checked_add(PG_EPOCH_US)
         .ok_or_else(|| bad(format!("time {t} out of range")))?;
-    Ok(Some(Tuple {
-        time_us,
-        id,
+    Ok(Some(ScannedReading {
+        dev_eui,
         quantity,
+        time_us,
         value,
-        lon,
-        lat,
     }))
 }
 
-impl RawCopyParser {
-    /// Parses what `bytes` completes, appending the tuples to `out`.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut RawColumns) -> Result<(), StoreError> {
+impl ReadingCopyParser {
+    /// Parses what `bytes` completes, handing each tuple to `out`.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        mut out: impl FnMut(ScannedReading),
+    ) -> Result<(), StoreError> {
         if self.trailer_seen {
             return if bytes.is_empty() {
                 Ok(())
@@ -225,25 +222,15 @@ impl RawCopyParser {
                 }
                 return Ok(());
             }
-            if fields != 6 {
-                return Err(bad(format!("tuple of {fields} fields, expected 6")));
+            if fields != 4 {
+                return Err(bad(format!("tuple of {fields} fields, expected 4")));
             }
             match tuple(&mut c)? {
                 None => {
                     self.pending = input[start..].to_vec();
                     return Ok(());
                 }
-                Some(t) => {
-                    let id =
-                        std::str::from_utf8(t.id).map_err(|_| bad("sensor_id is not UTF-8"))?;
-                    out.time_us.push(t.time_us);
-                    out.ids.push_str(id);
-                    out.id_ends.push(out.ids.len());
-                    out.quantity.push(t.quantity);
-                    out.value.push(t.value);
-                    out.lon.push(t.lon);
-                    out.lat.push(t.lat);
-                }
+                Some(t) => out(t),
             }
         }
     }
@@ -269,90 +256,105 @@ mod tests {
         b
     }
 
-    fn tuple_bytes(t_pg: i64, id: &str, q: i16, v: f64, lon: f64, lat: f64) -> Vec<u8> {
-        let mut b = 6i16.to_be_bytes().to_vec();
+    fn tuple_bytes(dev: i64, q: i16, t_pg: i64, v: f64) -> Vec<u8> {
+        let mut b = 4i16.to_be_bytes().to_vec();
         b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&t_pg.to_be_bytes());
-        b.extend_from_slice(&(id.len() as i32).to_be_bytes());
-        b.extend_from_slice(id.as_bytes());
+        b.extend_from_slice(&dev.to_be_bytes());
         b.extend_from_slice(&2i32.to_be_bytes());
         b.extend_from_slice(&q.to_be_bytes());
-        for f in [v, lon, lat] {
-            b.extend_from_slice(&8i32.to_be_bytes());
-            b.extend_from_slice(&f.to_bits().to_be_bytes());
-        }
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&t_pg.to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&v.to_bits().to_be_bytes());
         b
     }
 
     fn stream() -> Vec<u8> {
         let mut s = header();
-        s.extend(tuple_bytes(0, "ab12", 1, 21.5, 7.46, 51.51));
-        s.extend(tuple_bytes(1_000_000, "cd", 2, -3.25, 7.4, 51.5));
+        s.extend(tuple_bytes(0x70b3_d57e_d005_0001, 1, 0, 21.5));
+        s.extend(tuple_bytes(-5, 2, 1_000_000, -3.25));
         s.extend((-1i16).to_be_bytes());
         s
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Vec<ScannedReading>, StoreError> {
+        let mut out = Vec::new();
+        ReadingCopyParser::default().feed(bytes, |r| out.push(r))?;
+        Ok(out)
     }
 
     #[test]
     fn parses_tuples_whatever_the_chunking() {
         let s = stream();
         for chunk in [1, 2, 3, 7, 13, s.len()] {
-            let mut p = RawCopyParser::default();
-            let mut out = RawColumns::default();
+            let mut p = ReadingCopyParser::default();
+            let mut out = Vec::new();
             for part in s.chunks(chunk) {
-                p.feed(part, &mut out).unwrap();
+                p.feed(part, |r| out.push(r)).unwrap();
             }
             p.finish().unwrap();
-            assert_eq!(out.len(), 2, "chunk {chunk}");
-            assert_eq!(out.time_us, vec![PG_EPOCH_US, PG_EPOCH_US + 1_000_000]);
-            assert_eq!((out.id(0), out.id(1)), ("ab12", "cd"));
-            assert_eq!(out.quantity, vec![1, 2]);
-            assert_eq!(out.value, vec![21.5, -3.25]);
-            assert_eq!(out.lon, vec![7.46, 7.4]);
-            assert_eq!(out.lat, vec![51.51, 51.5]);
+            assert_eq!(
+                out,
+                vec![
+                    ScannedReading {
+                        dev_eui: 0x70b3_d57e_d005_0001,
+                        quantity: 1,
+                        time_us: PG_EPOCH_US,
+                        value: 21.5
+                    },
+                    ScannedReading {
+                        dev_eui: -5,
+                        quantity: 2,
+                        time_us: PG_EPOCH_US + 1_000_000,
+                        value: -3.25
+                    },
+                ],
+                "chunk {chunk}"
+            );
         }
     }
 
     #[test]
     fn malformed_streams_are_errors_not_panics() {
-        let mut p = RawCopyParser::default();
-        let e = p.feed(
-            b"NOTCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0",
-            &mut RawColumns::default(),
-        );
+        let e = parse(b"NOTCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0");
         assert!(e.unwrap_err().to_string().contains("signature"));
 
         // A NULL value.
         let mut s = header();
-        let mut t = tuple_bytes(0, "ab", 1, 1.0, 2.0, 3.0);
+        let mut t = tuple_bytes(1, 1, 0, 1.0);
         let at = t.len() - 12;
         t[at..at + 4].copy_from_slice(&(-1i32).to_be_bytes());
         t.truncate(at + 4);
         s.extend(t);
-        let e = RawCopyParser::default().feed(&s, &mut RawColumns::default());
-        assert!(e.unwrap_err().to_string().contains("lat is NULL"));
+        assert!(parse(&s).unwrap_err().to_string().contains("value is NULL"));
 
-        // Wrong width, wrong field count, truncated stream, data after the trailer.
+        // Wrong width, wrong field count, time out of range, truncated stream, data after
+        // the trailer.
         let mut s = header();
-        let mut t = tuple_bytes(0, "ab", 1, 1.0, 2.0, 3.0);
+        let mut t = tuple_bytes(1, 1, 0, 1.0);
         t[2..6].copy_from_slice(&4i32.to_be_bytes());
         s.extend(t);
-        let e = RawCopyParser::default().feed(&s, &mut RawColumns::default());
-        assert!(e.unwrap_err().to_string().contains("time has 4 bytes"));
+        let e = parse(&s).unwrap_err().to_string();
+        assert!(e.contains("dev_eui has 4 bytes"), "{e}");
 
         let mut s = header();
-        s.extend(5i16.to_be_bytes());
-        let e = RawCopyParser::default().feed(&s, &mut RawColumns::default());
-        assert!(e.unwrap_err().to_string().contains("5 fields"));
+        s.extend(6i16.to_be_bytes());
+        assert!(parse(&s).unwrap_err().to_string().contains("6 fields"));
+
+        let mut s = header();
+        s.extend(tuple_bytes(1, 1, i64::MAX, 1.0));
+        assert!(parse(&s).unwrap_err().to_string().contains("out of range"));
 
         let s = stream();
-        let mut p = RawCopyParser::default();
-        p.feed(&s[..s.len() - 5], &mut RawColumns::default())
-            .unwrap();
+        let mut p = ReadingCopyParser::default();
+        p.feed(&s[..s.len() - 5], |_| {}).unwrap();
         assert!(p.finish().is_err());
 
         let mut s = stream();
         s.push(0);
-        let e = RawCopyParser::default().feed(&s, &mut RawColumns::default());
-        assert!(e.unwrap_err().to_string().contains("after the trailer"));
+        assert!(parse(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("after the trailer"));
     }
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod copy_out;
 mod devices;
 pub mod exports;
+pub mod fingerprint;
 pub mod keys;
 pub mod live;
 pub mod opendata;

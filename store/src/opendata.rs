@@ -11,12 +11,14 @@
 //! - open data are maps: devices (raw) and groups (aggregated) without a location are left out.
 
 use crate::aggregates::BucketWidth;
-use crate::copy_out::{RawColumns, RawCopyParser};
+use crate::copy_out::{RawColumns, ReadingCopyParser, ScannedReading};
+use crate::fingerprint::{self, Fingerprint};
 use crate::{DeviceKind, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use stadtpuls_gateways::Quantity;
+use std::collections::HashMap;
 
 /// Kinds whose readings describe people indoors.
 pub const INDOOR_KINDS: [DeviceKind; 3] = [
@@ -155,26 +157,14 @@ macro_rules! group_cte {
     };
 }
 
-/// The raw readings in the files' order. Shaped for that order: a nested loop over the
-/// (sensor, quantity) pairs in file order, each reading its time range from the
-/// (dev_eui, quantity, time) index backwards, leaves only small per-pair sorts (an incremental
-/// sort); joining first and sorting after meant an external sort of the whole partition (10 M
-/// rows: 57 s instead of about 15 s in the benchmark city).
-const RAW_SQL: &str = concat!(
+/// The devices of a raw dataset in the files' order (sensor id, byte-wise). Devices without a
+/// location count in the fingerprint but have no rows in the files.
+const RAW_DEVICES_SQL: &str = concat!(
     "WITH ",
     selection_cte!(),
     "
-SELECT r.time, p.sensor_id, r.quantity, r.value, p.lon, p.lat
-FROM (SELECT sel.dev_eui, sel.sensor_id, sel.lon, sel.lat, q.quantity, q.pos
-      FROM sel CROSS JOIN unnest($6::int2[]) WITH ORDINALITY AS q(quantity, pos)
-      WHERE sel.lat IS NOT NULL AND sel.lon IS NOT NULL
-      ORDER BY sel.sensor_id COLLATE \"C\", q.pos) p
-CROSS JOIN LATERAL (
-    SELECT r.time, r.quantity, r.value FROM readings r
-    WHERE r.dev_eui = p.dev_eui AND r.quantity = p.quantity AND r.time >= $7 AND r.time < $8
-    ORDER BY r.time
-) r
-ORDER BY p.sensor_id COLLATE \"C\", p.pos, r.time"
+SELECT sel.dev_eui, sel.sensor_id, sel.lon, sel.lat FROM sel
+ORDER BY sel.sensor_id COLLATE \"C\""
 );
 
 /// $9 width, $10 day buckets?, $11 time zone, $12 minimum rooms/desks of an indoor cell.
@@ -236,56 +226,26 @@ WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.
 ORDER BY g.group_id"
 );
 
-/// A string as an SQL literal (with `standard_conforming_strings` on: only `'` is special).
-fn quote_literal(v: &str) -> Result<String> {
-    if v.contains('\0') {
-        return Err(StoreError::Invalid {
-            field: "dataset selection",
-            problem: format!("{v:?} contains a NUL character"),
-        });
-    }
-    Ok(format!("'{}'", v.replace('\'', "''")))
-}
-
-/// `ARRAY['a','b']::text[]`.
-fn text_array<S: AsRef<str>>(items: &[S]) -> Result<String> {
-    let quoted: Result<Vec<String>> = items.iter().map(|i| quote_literal(i.as_ref())).collect();
-    Ok(format!("ARRAY[{}]::text[]", quoted?.join(",")))
-}
-
-/// [`RAW_SQL`] as a `COPY … TO STDOUT (FORMAT binary)` statement: COPY takes no bind
-/// parameters, so `$1`–`$8` become literals (typed as the parameters were).
-fn raw_copy_sql(sel: &Selection, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<String> {
-    let (kinds, buildings, raw, indoor, sites, quantities) = sel.binds();
-    let ts = |t: DateTime<Utc>| {
-        format!(
-            "'{}'::timestamptz",
-            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-        )
-    };
-    let values = [
-        text_array(&kinds)?,
-        text_array(&buildings)?,
-        raw.to_string(),
-        text_array(&indoor)?,
-        text_array(&sites)?,
-        format!(
-            "ARRAY[{}]::int2[]",
-            quantities
-                .iter()
-                .map(i16::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        ts(from),
-        ts(to),
-    ];
-    let mut sql = RAW_SQL.to_string();
-    // Highest first, so that `$1` never matches the start of a longer placeholder.
-    for (i, v) in values.iter().enumerate().rev() {
-        sql = sql.replace(&format!("${}", i + 1), v);
-    }
-    Ok(format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+/// The raw export's scan of the readings of `devices` in `[from, to)`, in the table's own order,
+/// as `COPY … TO STDOUT (FORMAT binary)` (COPY takes no bind parameters: the values are
+/// literals, all numbers and timestamps).
+fn scan_copy_sql(
+    devices: &[i64],
+    quantities: &[i16],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    let list = |items: Vec<String>| items.join(",");
+    format!(
+        "COPY (SELECT dev_eui, quantity, time, value FROM readings \
+         WHERE time >= '{}'::timestamptz AND time < '{}'::timestamptz \
+         AND quantity = ANY(ARRAY[{}]::int2[]) AND dev_eui = ANY(ARRAY[{}]::int8[])) \
+         TO STDOUT (FORMAT binary)",
+        from.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        to.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        list(quantities.iter().map(i16::to_string).collect()),
+        list(devices.iter().map(i64::to_string).collect()),
+    )
 }
 
 /// A selection's bind values: kinds, buildings, raw?, indoor kinds, sites, quantities.
@@ -387,54 +347,57 @@ impl Store {
     }
 
     /// A raw dataset's readings in `[from, to)` and their fingerprint (as
-    /// [`Store::export_fingerprint`]), both read from one snapshot.
+    /// [`Store::export_fingerprint`]), both from one snapshot.
     ///
-    /// The readings come ordered by sensor, quantity and time, in chunks of about
-    /// [`CHUNK_ROWS`] through a channel of a few chunks (memory stays bounded however many rows
-    /// there are; the query stops when the receiver is dropped), read with binary COPY straight
-    /// into columns (see [`crate::copy_out`]); a failure is the channel's last item. The
-    /// fingerprint is summed on a second connection while the rows stream (on two cores the
-    /// database sorts the rows on one and sums on the other), and it describes exactly the rows
-    /// in the file, so a late reading arriving in between is seen as a change next time. Needs
-    /// two connections.
+    /// The rows come in the files' order (sensor, quantity, time) in chunks of about
+    /// [`CHUNK_ROWS`] through a channel of a few chunks; a failure is the channel's last item
+    /// and the task's result, and dropping the receiver stops the task.
+    ///
+    /// The readings are read in the table's own order (a sequential scan through binary COPY)
+    /// and put into file order here, in buckets per sensor and quantity: asking PostgreSQL for
+    /// file order means an index scan that visits the heap in random order, or a sort of the
+    /// whole partition. The fingerprint is summed from the same rows. At most about
+    /// `sort_memory_bytes` of readings are held at once: a bigger partition (by the planner's
+    /// estimate) is read in several passes, each over a contiguous slice of the sensors.
+    /// Uses one connection of its own.
     pub async fn export_raw_with_fingerprint(
         &self,
         sel: &Selection,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        sort_memory_bytes: usize,
     ) -> Result<(
         tokio::sync::mpsc::Receiver<Result<RawColumns>>,
         tokio::task::JoinHandle<Result<(i64, String)>>,
     )> {
-        // Private connections: a transaction abandoned half-way must not go back to the pool.
-        let mut fp_conn = self.pool.acquire().await?.detach();
+        // A connection of its own, closed afterwards instead of going back to the pool: a
+        // COPY abandoned half-way (receiver gone) leaves it mid-protocol.
+        let mut conn = self.pool.acquire().await?.detach();
         let setup = format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
              SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'"
         );
-        sqlx::Executor::execute(&mut fp_conn, setup.as_str()).await?;
-        let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
-            .fetch_one(&mut fp_conn)
-            .await?;
-        let (imported_tx, imported_rx) = tokio::sync::oneshot::channel::<()>();
+        sqlx::Executor::execute(&mut conn, setup.as_str()).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let sql = raw_copy_sql(sel, from, to);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            if let Err(e) = copy_raw(pool, sql, (snapshot, imported_tx), &tx).await {
-                let _ = tx.send(Err(e)).await;
+        let binds = sel.binds();
+        let task = tokio::spawn(async move {
+            match raw_export(&mut conn, binds, (from, to), sort_memory_bytes, &tx).await {
+                Ok(fp) => {
+                    let _ = sqlx::Executor::execute(&mut conn, "COMMIT").await;
+                    Ok(fp)
+                }
+                Err(e) => {
+                    // The rows' consumer gets the cause (and must not publish what it has).
+                    let _ = tx.send(Err(e)).await;
+                    Err(StoreError::Invalid {
+                        field: "raw export",
+                        problem: "reading the partition failed (the cause went with the rows)"
+                            .into(),
+                    })
+                }
             }
         });
-        let binds = sel.binds();
-        let fingerprint = tokio::spawn(async move {
-            let r = fingerprint_on(&mut fp_conn, binds, from, to).await;
-            // An exported snapshot lives as long as its transaction: keep it open until the
-            // COPY's connection has taken it (or given up).
-            let _ = imported_rx.await;
-            let _ = sqlx::Executor::execute(&mut fp_conn, "COMMIT").await;
-            r
-        });
-        Ok((rx, fingerprint))
+        Ok((rx, task))
     }
 
     /// The sensors (raw) or groups (aggregated) of a dataset that have data.
@@ -669,53 +632,240 @@ async fn fingerprint_on(
         .await?)
 }
 
-/// Runs the raw export's COPY and sends its rows in chunks (see
-/// [`Store::export_raw_with_fingerprint`]).
-async fn copy_raw(
-    pool: sqlx::PgPool,
-    sql: Result<String>,
-    snapshot: (String, tokio::sync::oneshot::Sender<()>),
+/// A device of a raw export, in file order.
+struct RawDevice {
+    dev_eui: i64,
+    sensor_id: String,
+    /// None: in the fingerprint, not in the files.
+    location: Option<(f64, f64)>,
+}
+
+/// Bytes per reading held while sorting: 16 for time and value, plus what a growing bucket
+/// leaves unused on average.
+const BYTES_PER_HELD_READING: usize = 24;
+
+/// The work of [`Store::export_raw_with_fingerprint`], on `conn` inside its transaction.
+async fn raw_export(
+    conn: &mut sqlx::PgConnection,
+    binds: Binds,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    sort_memory_bytes: usize,
     tx: &tokio::sync::mpsc::Sender<Result<RawColumns>>,
-) -> Result<()> {
-    let sql = sql?;
-    // A connection of its own, closed afterwards instead of going back to the pool: a COPY
-    // abandoned half-way (receiver gone) leaves it mid-protocol.
-    let mut conn = pool.acquire().await?.detach();
-    let (id, imported) = snapshot;
-    // The id comes from pg_export_snapshot (hex digits and dashes).
-    if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(StoreError::Corrupt {
-            column: "pg_export_snapshot",
-            problem: format!("unexpected snapshot id {id:?}"),
+) -> Result<(i64, String)> {
+    let (kinds, buildings, raw, indoor, sites, quantities) = binds;
+    // PostgreSQL refuses NUL in text; say which setting has one.
+    if let Some(v) = buildings.iter().chain(&sites).find(|v| v.contains('\0')) {
+        return Err(StoreError::Invalid {
+            field: "dataset selection",
+            problem: format!("{v:?} contains a NUL character"),
         });
     }
-    let begin =
-        format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'");
-    sqlx::Executor::execute(&mut conn, begin.as_str()).await?;
-    let _ = imported.send(());
-    // The statement carries its values as literals (COPY takes no parameters), quoted for
-    // `standard_conforming_strings`.
-    let setup = format!(
-        "SET statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'; SET standard_conforming_strings = on"
-    );
-    sqlx::Executor::execute(&mut conn, setup.as_str()).await?;
-    let mut stream = conn.copy_out_raw(&sql).await?;
-    let mut parser = RawCopyParser::default();
-    let mut cols = RawColumns::with_capacity(CHUNK_ROWS);
-    while let Some(bytes) = stream.next().await {
-        parser.feed(&bytes?, &mut cols)?;
-        if cols.len() >= CHUNK_ROWS {
-            let full = std::mem::replace(&mut cols, RawColumns::with_capacity(CHUNK_ROWS));
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(());
-            }
+    let rows: Vec<(i64, String, Option<f64>, Option<f64>)> = sqlx::query_as(RAW_DEVICES_SQL)
+        .bind(&kinds)
+        .bind(&buildings)
+        .bind(raw)
+        .bind(&indoor)
+        .bind(&sites)
+        .fetch_all(&mut *conn)
+        .await?;
+    let devices: Vec<RawDevice> = rows
+        .into_iter()
+        .map(|(dev_eui, sensor_id, lon, lat)| RawDevice {
+            dev_eui,
+            sensor_id,
+            location: lon.zip(lat),
+        })
+        .collect();
+    // The port of PostgreSQL's float hash must agree with this server (byte order);
+    // otherwise the database sums the fingerprint, in the same snapshot.
+    let (seed, value, want) = fingerprint::PROBE;
+    let server: i64 = sqlx::query_scalar("SELECT hashfloat8extended($1, $2)")
+        .bind(value)
+        .bind(seed)
+        .fetch_one(&mut *conn)
+        .await?;
+    let port_ok = server == want && fingerprint::hash_float8_extended(value, seed) == want;
+    if !port_ok {
+        tracing::warn!(
+            server,
+            "PostgreSQL's hashfloat8extended differs from the built-in port (another byte \
+             order?): the export's fingerprint is summed by the database instead"
+        );
+    }
+
+    let all: Vec<i64> = devices.iter().map(|d| d.dev_eui).collect();
+    let estimate = estimated_rows(conn, &all, &quantities, from, to).await?;
+    let per_pass = (sort_memory_bytes / BYTES_PER_HELD_READING).max(1);
+    let passes = estimate.div_ceil(per_pass).clamp(1, devices.len().max(1));
+    let per_slice = devices.len().div_ceil(passes).max(1);
+    tracing::debug!(estimate, passes, devices = devices.len(), "raw export scan");
+
+    let mut fp = Fingerprint::default();
+    let mut out = Emitter::new(tx, &quantities);
+    for slice in devices.chunks(per_slice) {
+        let eui: Vec<i64> = slice.iter().map(|d| d.dev_eui).collect();
+        let sql = scan_copy_sql(&eui, &quantities, from, to);
+        let mut buckets = Buckets::new(slice, &quantities, estimate / passes);
+        let mut parser = ReadingCopyParser::default();
+        let mut stream = conn.copy_out_raw(&sql).await?;
+        while let Some(bytes) = stream.next().await {
+            parser.feed(&bytes?, |r| {
+                if port_ok {
+                    fp.add(r.dev_eui, r.quantity, r.time_us, r.value);
+                }
+                buckets.push(&r);
+            })?;
+        }
+        parser.finish()?;
+        drop(stream);
+        if !out.emit(slice, buckets).await {
+            return Err(StoreError::Invalid {
+                field: "raw export",
+                problem: "the file writer stopped reading".into(),
+            });
         }
     }
-    parser.finish()?;
-    if !cols.is_empty() {
-        let _ = tx.send(Ok(cols)).await;
+    out.flush().await;
+    if port_ok {
+        Ok((fp.count(), fp.text()))
+    } else {
+        fingerprint_on(
+            conn,
+            (kinds, buildings, raw, indoor, sites, quantities),
+            from,
+            to,
+        )
+        .await
     }
-    Ok(())
+}
+
+/// The planner's estimate of the rows a scan will return (cheap: no rows are read).
+async fn estimated_rows(
+    conn: &mut sqlx::PgConnection,
+    devices: &[i64],
+    quantities: &[i16],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<usize> {
+    let sql = scan_copy_sql(devices, quantities, from, to);
+    let select = sql
+        .strip_prefix("COPY (")
+        .and_then(|s| s.strip_suffix(") TO STDOUT (FORMAT binary)"))
+        .unwrap_or_default();
+    let plan: serde_json::Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {select}"))
+        .fetch_one(conn)
+        .await?;
+    Ok(plan[0]["Plan"]["Plan Rows"]
+        .as_f64()
+        .unwrap_or(0.0)
+        .max(0.0) as usize)
+}
+
+/// One pass's readings, bucketed by (sensor, quantity) in file order.
+struct Buckets {
+    /// `dev_eui` → index of the device in the pass's slice.
+    index: HashMap<i64, usize>,
+    located: Vec<bool>,
+    /// Quantity ids in file order.
+    quantities: Vec<i16>,
+    /// `(time_us, value)` per device × quantity.
+    cells: Vec<Vec<(i64, f64)>>,
+}
+
+impl Buckets {
+    fn new(slice: &[RawDevice], quantities: &[i16], expected_rows: usize) -> Buckets {
+        let n = slice.len() * quantities.len();
+        let per_cell = if n == 0 { 0 } else { expected_rows / n };
+        Buckets {
+            index: slice
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.dev_eui, i))
+                .collect(),
+            located: slice.iter().map(|d| d.location.is_some()).collect(),
+            quantities: quantities.to_vec(),
+            cells: (0..n)
+                .map(|i| {
+                    if slice[i / quantities.len()].location.is_some() {
+                        Vec::with_capacity(per_cell)
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn push(&mut self, r: &ScannedReading) {
+        let (Some(&d), Some(q)) = (
+            self.index.get(&r.dev_eui),
+            self.quantities.iter().position(|&q| q == r.quantity),
+        ) else {
+            return;
+        };
+        if self.located[d] {
+            self.cells[d * self.quantities.len() + q].push((r.time_us, r.value));
+        }
+    }
+}
+
+/// Turns buckets into chunks of [`RawColumns`] and sends them.
+struct Emitter<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<Result<RawColumns>>,
+    quantities: Vec<i16>,
+    cols: RawColumns,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(tx: &'a tokio::sync::mpsc::Sender<Result<RawColumns>>, quantities: &[i16]) -> Self {
+        Emitter {
+            tx,
+            quantities: quantities.to_vec(),
+            cols: RawColumns::with_capacity(CHUNK_ROWS),
+        }
+    }
+
+    /// Sends a pass's rows in file order; false when the receiver is gone.
+    async fn emit(&mut self, slice: &[RawDevice], buckets: Buckets) -> bool {
+        let nq = self.quantities.len();
+        for (i, mut cell) in buckets.cells.into_iter().enumerate() {
+            let d = &slice[i / nq];
+            let Some((lon, lat)) = d.location else {
+                continue;
+            };
+            // Usually already in time order (the table is filled in time order); late
+            // readings are not.
+            if !cell.is_sorted_by_key(|&(t, _)| t) {
+                cell.sort_unstable_by_key(|&(t, _)| t);
+            }
+            let quantity = self.quantities[i % nq];
+            for (t, v) in cell {
+                let c = &mut self.cols;
+                c.time_us.push(t);
+                c.ids.push_str(&d.sensor_id);
+                c.id_ends.push(c.ids.len());
+                c.quantity.push(quantity);
+                c.value.push(v);
+                c.lon.push(lon);
+                c.lat.push(lat);
+                if c.len() >= CHUNK_ROWS && !self.send().await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn send(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.cols, RawColumns::with_capacity(CHUNK_ROWS));
+        self.tx.send(Ok(full)).await.is_ok()
+    }
+
+    async fn flush(&mut self) {
+        if !self.cols.is_empty() {
+            self.send().await;
+        }
+    }
 }
 
 /// Export statements read whole partitions (10 M readings a day in the benchmark city): far

@@ -1,5 +1,6 @@
-//! The raw open-data export as the store delivers it (binary COPY into columns): selection,
-//! order, values, and selection strings that need quoting.
+//! The raw open-data export as the store delivers it (a binary COPY scan put into file order):
+//! selection, order (in one pass or in several), values, fingerprint, and selection strings
+//! that need quoting.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
@@ -40,9 +41,22 @@ fn site(uid: &str) -> ParkingSite {
     }
 }
 
+/// Enough memory to sort any test partition in one pass.
+const ONE_PASS: usize = 1 << 20;
+
 async fn collect(store: &Store, sel: &Selection, from: &str, to: &str) -> RawColumns {
+    collect_with(store, sel, from, to, ONE_PASS).await
+}
+
+async fn collect_with(
+    store: &Store,
+    sel: &Selection,
+    from: &str,
+    to: &str,
+    sort_memory: usize,
+) -> RawColumns {
     let (mut rx, fingerprint) = store
-        .export_raw_with_fingerprint(sel, utc(from), utc(to))
+        .export_raw_with_fingerprint(sel, utc(from), utc(to), sort_memory)
         .await
         .unwrap();
     let mut all = RawColumns::default();
@@ -86,7 +100,8 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
     let t0 = utc("2026-01-15T00:00:00Z");
     let mut uplinks = Vec::new();
     for eui in [0xA1u64, 0xA2, 0xA3, 0xA4] {
-        for k in 0..3 {
+        // Not in time order: the newest first, as late data leave it in the table.
+        for k in [2, 0, 1] {
             let at: DateTime<Utc> = t0 + Duration::minutes(10 * k);
             uplinks.push(uplink_record(
                 &format!("{eui:x}-{k}"),
@@ -176,6 +191,18 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         .collect();
     assert_eq!(rows, want);
 
+    // With memory for only a few readings, every sensor is read in a pass of its own: the
+    // same rows in the same order.
+    let passes = collect_with(
+        &store,
+        &sel,
+        "2026-01-15T00:00:00Z",
+        "2026-01-16T00:00:00Z",
+        1,
+    )
+    .await;
+    assert_eq!(passes, got);
+
     // A site id with a quote and SQL in it is a value, not SQL.
     let by_site = Selection {
         sites: vec!["o'brien; drop table readings --".into()],
@@ -194,7 +221,7 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
     // Rows and fingerprint from one snapshot: the same rows, and the fingerprint a separate
     // query computes (it covers the unlocated public A4 too: 3 devices × 2 quantities × 3).
     let (mut rx, fp) = store
-        .export_raw_with_fingerprint(&sel, t0, t0 + Duration::days(1))
+        .export_raw_with_fingerprint(&sel, t0, t0 + Duration::days(1), ONE_PASS)
         .await
         .unwrap();
     let mut n = 0;
@@ -222,7 +249,7 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         ..sel
     };
     let (mut rx, _) = store
-        .export_raw_with_fingerprint(&bad, t0, t0 + Duration::days(1))
+        .export_raw_with_fingerprint(&bad, t0, t0 + Duration::days(1), ONE_PASS)
         .await
         .unwrap();
     let err = rx.recv().await.unwrap().unwrap_err();
