@@ -373,9 +373,14 @@ impl Store {
         // A connection of its own, closed afterwards instead of going back to the pool: a
         // COPY abandoned half-way (receiver gone) leaves it mid-protocol.
         let mut conn = self.pool.acquire().await?.detach();
+        // No plain index scans: for a selection of many devices the planner picked the
+        // (device, quantity, time) index, which visits the heap in random order (5.2 s
+        // instead of 2.7 s for the benchmark's 10 M rows); a bitmap scan, still chosen for a
+        // few devices, reads the heap in its own order.
         let setup = format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
-             SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'"
+             SET LOCAL statement_timeout = '{EXPORT_STATEMENT_TIMEOUT}'; \
+             SET LOCAL enable_indexscan = off"
         );
         sqlx::Executor::execute(&mut conn, setup.as_str()).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -640,8 +645,8 @@ struct RawDevice {
     location: Option<(f64, f64)>,
 }
 
-/// Bytes per reading held while sorting: 16 for time and value, plus what a growing bucket
-/// leaves unused on average.
+/// Bytes per reading held while sorting, at most: 16 for time and value, and buckets grow by
+/// half their size, so up to a third of a bucket is unused.
 const BYTES_PER_HELD_READING: usize = 24;
 
 /// The work of [`Store::export_raw_with_fingerprint`], on `conn` inside its transaction.
@@ -694,6 +699,7 @@ async fn raw_export(
     }
 
     let all: Vec<i64> = devices.iter().map(|d| d.dev_eui).collect();
+    // Passes by the planner's estimate: an estimate too low by half means twice the memory.
     let estimate = estimated_rows(conn, &all, &quantities, from, to).await?;
     let per_pass = (sort_memory_bytes / BYTES_PER_HELD_READING).max(1);
     let passes = estimate.div_ceil(per_pass).clamp(1, devices.len().max(1));
@@ -705,7 +711,8 @@ async fn raw_export(
     for slice in devices.chunks(per_slice) {
         let eui: Vec<i64> = slice.iter().map(|d| d.dev_eui).collect();
         let sql = scan_copy_sql(&eui, &quantities, from, to);
-        let mut buckets = Buckets::new(slice, &quantities, estimate / passes);
+        let started = std::time::Instant::now();
+        let mut buckets = Buckets::new(slice, &quantities);
         let mut parser = ReadingCopyParser::default();
         let mut stream = conn.copy_out_raw(&sql).await?;
         while let Some(bytes) = stream.next().await {
@@ -718,12 +725,19 @@ async fn raw_export(
         }
         parser.finish()?;
         drop(stream);
+        let scanned = started.elapsed();
         if !out.emit(slice, buckets).await {
             return Err(StoreError::Invalid {
                 field: "raw export",
                 problem: "the file writer stopped reading".into(),
             });
         }
+        tracing::debug!(
+            devices = slice.len(),
+            scan_ms = scanned.as_millis() as u64,
+            emit_ms = (started.elapsed() - scanned).as_millis() as u64,
+            "raw export pass"
+        );
     }
     out.flush().await;
     if port_ok {
@@ -773,9 +787,7 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn new(slice: &[RawDevice], quantities: &[i16], expected_rows: usize) -> Buckets {
-        let n = slice.len() * quantities.len();
-        let per_cell = if n == 0 { 0 } else { expected_rows / n };
+    fn new(slice: &[RawDevice], quantities: &[i16]) -> Buckets {
         Buckets {
             index: slice
                 .iter()
@@ -784,14 +796,8 @@ impl Buckets {
                 .collect(),
             located: slice.iter().map(|d| d.location.is_some()).collect(),
             quantities: quantities.to_vec(),
-            cells: (0..n)
-                .map(|i| {
-                    if slice[i / quantities.len()].location.is_some() {
-                        Vec::with_capacity(per_cell)
-                    } else {
-                        Vec::new()
-                    }
-                })
+            cells: (0..slice.len() * quantities.len())
+                .map(|_| Vec::new())
                 .collect(),
         }
     }
@@ -804,7 +810,12 @@ impl Buckets {
             return;
         };
         if self.located[d] {
-            self.cells[d * self.quantities.len() + q].push((r.time_us, r.value));
+            let cell = &mut self.cells[d * self.quantities.len() + q];
+            // Growth by half (not doubled, as `push` would): less memory left unused.
+            if cell.len() == cell.capacity() {
+                cell.reserve_exact(cell.capacity() / 2 + 16);
+            }
+            cell.push((r.time_us, r.value));
         }
     }
 }
