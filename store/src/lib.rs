@@ -117,8 +117,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
-    /// Registry rows the writer wrote lately (see [`write::LAST_SEEN_STEP`]).
-    recent: std::sync::Arc<write::RecentDevices>,
 }
 
 impl Store {
@@ -164,15 +162,12 @@ impl Store {
             .acquire_timeout(connect_timeout)
             .connect_with(opts)
             .await?;
-        Ok(Store::from_pool(pool))
+        Ok(Store { pool })
     }
 
     /// Wraps an existing pool (tests).
     pub fn from_pool(pool: PgPool) -> Store {
-        Store {
-            pool,
-            recent: Default::default(),
-        }
+        Store { pool }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -155,97 +155,6 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
     seen
 }
 
-/// How far a device's stored `last_seen` may trail its newest uplink. The registry row of a
-/// device this process wrote less than this long ago is left alone when a batch brings
-/// nothing but a `last_seen` at most this much newer: at thousands of uplinks a second, the
-/// row was otherwise rewritten in almost every batch.
-pub const LAST_SEEN_STEP: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// What this process last wrote to a device's registry row, and when.
-#[derive(Debug)]
-struct Recent {
-    written: std::time::Instant,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-    network_server: Option<&'static str>,
-    application: Option<String>,
-}
-
-/// Registry rows written within [`LAST_SEEN_STEP`], shared by the store's clones.
-#[derive(Debug, Default)]
-pub(crate) struct RecentDevices {
-    map: std::sync::Mutex<RecentMap>,
-}
-
-#[derive(Debug, Default)]
-struct RecentMap {
-    by_device: HashMap<DevEui, Recent>,
-    /// Size after the last pruning of expired entries.
-    kept: usize,
-}
-
-impl RecentDevices {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RecentMap> {
-        // The map is a cache: after a panic elsewhere its contents are still usable.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Removes from `seen` the devices with nothing new for their row: written by this
-    /// process less than [`LAST_SEEN_STEP`] ago, same network server and application, no
-    /// battery or location, first seen no earlier and last seen at most the step later.
-    fn drop_unchanged(&self, seen: &mut BTreeMap<DevEui, DeviceSeen>) {
-        let step = chrono::Duration::from_std(LAST_SEEN_STEP).unwrap_or_default();
-        let map = self.lock();
-        seen.retain(|eui, d| {
-            let Some(r) = map.by_device.get(eui) else {
-                return true;
-            };
-            let (Some(first), Some(last)) = (d.first, d.last) else {
-                return true;
-            };
-            let unchanged = r.written.elapsed() < LAST_SEEN_STEP
-                && first >= r.first
-                && last <= r.last + step
-                && d.network_server == r.network_server
-                && (d.application.is_none() || d.application == r.application)
-                && d.battery_percent.is_none()
-                && d.battery_voltage.is_none()
-                && d.location.is_none();
-            !unchanged
-        });
-    }
-
-    /// Notes the rows of a committed batch.
-    fn wrote(&self, seen: &BTreeMap<DevEui, DeviceSeen>) {
-        let now = std::time::Instant::now();
-        let mut map = self.lock();
-        for (eui, d) in seen {
-            let (Some(first), Some(last)) = (d.first, d.last) else {
-                continue;
-            };
-            // The row holds the earliest first and the latest last seen of all writes.
-            let before = map.by_device.get(eui);
-            let recent = Recent {
-                written: now,
-                first: before.map_or(first, |r| r.first.min(first)),
-                last: before.map_or(last, |r| r.last.max(last)),
-                network_server: d.network_server,
-                application: d
-                    .application
-                    .clone()
-                    .or_else(|| before.and_then(|r| r.application.clone())),
-            };
-            map.by_device.insert(*eui, recent);
-        }
-        // Expired entries are useless: drop them whenever the map has doubled.
-        if map.by_device.len() > 2 * map.kept + 1024 {
-            map.by_device
-                .retain(|_, r| now.duration_since(r.written) < LAST_SEEN_STEP);
-            map.kept = map.by_device.len();
-        }
-    }
-}
-
 /// The start of the uplinks insert; [`FROM_UPLINK_COLUMNS`] supplies the rows.
 const INSERT_UPLINKS: &str =
     "INSERT INTO uplinks (dedup_key, observed_at, received_at, ingested_at, dev_eui, network_server,
@@ -377,10 +286,8 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
 
-        // 1. Registry: auto-register unknown devices (private, no location), update last seen
-        // (at most every LAST_SEEN_STEP for a device with nothing else new).
-        let mut devices = collect_devices(batch);
-        self.recent.drop_unchanged(&mut devices);
+        // 1. Registry: auto-register unknown devices (private, no location), update last seen.
+        let devices = collect_devices(batch);
         if !devices.is_empty() {
             let n = devices.len();
             let (mut eui, mut name, mut ns, mut app) =
@@ -585,7 +492,6 @@ impl Store {
         }
 
         tx.commit().await?;
-        self.recent.wrote(&devices);
         Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use stadtpuls_gateways::{DevEui, DeviceEvent, Location, Quantity, Reading};
-use stadtpuls_store::testing::{fresh_store, uplink_record, utc};
+use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -626,74 +626,4 @@ async fn a_statement_timeout_is_transient_and_a_constraint_violation_is_not() {
         .await
         .unwrap_err();
     assert!(!StoreError::Database(violation).is_transient());
-}
-
-/// A device heard again within LAST_SEEN_STEP with nothing else new keeps its registry row as
-/// it was; a later uplink, a battery level or a first_seen further back rewrite it.
-#[tokio::test]
-async fn last_seen_moves_in_steps_not_with_every_uplink() {
-    let store = fresh_store().await.unwrap();
-    let eui = DevEui(0x0A0B_0C0D_0E0F_1011);
-    let t0 = utc("2026-03-01T10:00:00Z");
-    let write = |key: &str, at, readings: &[(Quantity, f64)]| {
-        let batch = Batch {
-            uplinks: vec![uplink_record(key, eui, at, readings)],
-            ..Default::default()
-        };
-        let store = store.clone();
-        async move { store.write_batch(&batch).await.unwrap() }
-    };
-    let seen = || async {
-        let d = store.device(eui).await.unwrap().unwrap();
-        (d.first_seen, d.last_seen, d.battery_percent)
-    };
-    assert_eq!(
-        write("a", t0, &[(Quantity::Temperature, 1.0)])
-            .await
-            .registered_devices,
-        1
-    );
-    // 20 s later: the readings are stored, the row stays.
-    let step = Duration::from_std(LAST_SEEN_STEP).unwrap();
-    let b = write(
-        "b",
-        t0 + step - Duration::seconds(10),
-        &[(Quantity::Temperature, 2.0)],
-    )
-    .await;
-    assert_eq!(b.readings, 1);
-    assert_eq!(seen().await, (Some(t0), Some(t0), None));
-    // A battery level is news at once.
-    write(
-        "c",
-        t0 + Duration::seconds(25),
-        &[(Quantity::Battery, 80.0)],
-    )
-    .await;
-    let at_c = t0 + Duration::seconds(25);
-    assert_eq!(seen().await, (Some(t0), Some(at_c), Some(80.0)));
-    // More than a step after what was written: rewritten.
-    let at_d = at_c + step + Duration::seconds(1);
-    write("d", at_d, &[(Quantity::Temperature, 3.0)]).await;
-    assert_eq!(seen().await, (Some(t0), Some(at_d), Some(80.0)));
-    // An uplink from before first_seen (a late one) moves first_seen back.
-    let early = t0 - Duration::hours(1);
-    write("e", early, &[(Quantity::Temperature, 4.0)]).await;
-    assert_eq!(seen().await, (Some(early), Some(at_d), Some(80.0)));
-    // Another process (its own cache) writes what it sees.
-    let other = Store::from_pool(store.pool().clone());
-    let at_f = at_d + Duration::seconds(5);
-    other
-        .write_batch(&Batch {
-            uplinks: vec![uplink_record(
-                "f",
-                eui,
-                at_f,
-                &[(Quantity::Temperature, 5.0)],
-            )],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(seen().await.1, Some(at_f));
 }
