@@ -148,11 +148,6 @@ enum ConfigCommand {
     Show,
 }
 
-/// mimalloc instead of glibc's malloc: the ingest path allocates per message (the JSON tree,
-/// strings, bind arrays) from several worker threads; see ARCHITECTURE.md for the measurement.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Command::Config {
