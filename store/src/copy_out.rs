@@ -1,4 +1,5 @@
-//! Reading `COPY … TO STDOUT (FORMAT binary)` into columns.
+//! Reading the raw export's `COPY … TO STDOUT (FORMAT binary)` scan, and the columns the
+//! export hands to the file writers.
 //!
 //! The raw open-data export reads whole day partitions (10 M readings in the benchmark city).
 //! Fetched as rows, each reading costs a protocol message decoded into a row object and a
@@ -18,7 +19,7 @@ const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
-/// Readings of a raw dataset, column by column, in the query's order.
+/// Readings of a raw dataset, column by column, in the files' order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawColumns {
     /// Observation times, microseconds since the Unix epoch (UTC).
