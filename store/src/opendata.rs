@@ -226,21 +226,15 @@ WHERE EXISTS (SELECT 1 FROM latest_readings l WHERE l.dev_eui = g.dev_eui AND l.
 ORDER BY g.group_id"
 );
 
-/// The raw export's scan of the readings of `devices` in `[from, to)`, in the table's own order,
-/// as `COPY … TO STDOUT (FORMAT binary)` (COPY takes no bind parameters: the values are
-/// literals, all numbers and timestamps).
-fn scan_copy_sql(
-    devices: &[i64],
-    quantities: &[i16],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> String {
+/// The raw export's scan of the readings of `devices` in `[from, to)`, in the table's own
+/// order. Its values are literals, all numbers and timestamps: it runs inside COPY, which takes
+/// no bind parameters.
+fn scan_sql(devices: &[i64], quantities: &[i16], from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let list = |items: Vec<String>| items.join(",");
     format!(
-        "COPY (SELECT dev_eui, quantity, time, value FROM readings \
+        "SELECT dev_eui, quantity, time, value FROM readings \
          WHERE time >= '{}'::timestamptz AND time < '{}'::timestamptz \
-         AND quantity = ANY(ARRAY[{}]::int2[]) AND dev_eui = ANY(ARRAY[{}]::int8[])) \
-         TO STDOUT (FORMAT binary)",
+         AND quantity = ANY(ARRAY[{}]::int2[]) AND dev_eui = ANY(ARRAY[{}]::int8[])",
         from.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         to.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         list(quantities.iter().map(i16::to_string).collect()),
@@ -683,13 +677,13 @@ async fn raw_export(
         .collect();
     // The port of PostgreSQL's float hash must agree with this server (byte order);
     // otherwise the database sums the fingerprint, in the same snapshot.
-    let (seed, value, want) = fingerprint::PROBE;
+    let (seed, value) = fingerprint::PROBE;
     let server: i64 = sqlx::query_scalar("SELECT hashfloat8extended($1, $2)")
         .bind(value)
         .bind(seed)
         .fetch_one(&mut *conn)
         .await?;
-    let port_ok = server == want && fingerprint::hash_float8_extended(value, seed) == want;
+    let port_ok = server == fingerprint::hash_float8_extended(value, seed);
     if !port_ok {
         tracing::warn!(
             server,
@@ -710,7 +704,10 @@ async fn raw_export(
     let mut out = Emitter::new(tx, &quantities);
     for slice in devices.chunks(per_slice) {
         let eui: Vec<i64> = slice.iter().map(|d| d.dev_eui).collect();
-        let sql = scan_copy_sql(&eui, &quantities, from, to);
+        let sql = format!(
+            "COPY ({}) TO STDOUT (FORMAT binary)",
+            scan_sql(&eui, &quantities, from, to)
+        );
         let started = std::time::Instant::now();
         let mut buckets = Buckets::new(slice, &quantities);
         let mut parser = ReadingCopyParser::default();
@@ -761,11 +758,7 @@ async fn estimated_rows(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<usize> {
-    let sql = scan_copy_sql(devices, quantities, from, to);
-    let select = sql
-        .strip_prefix("COPY (")
-        .and_then(|s| s.strip_suffix(") TO STDOUT (FORMAT binary)"))
-        .unwrap_or_default();
+    let select = scan_sql(devices, quantities, from, to);
     let plan: serde_json::Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {select}"))
         .fetch_one(conn)
         .await?;
@@ -777,9 +770,9 @@ async fn estimated_rows(
 
 /// One pass's readings, bucketed by (sensor, quantity) in file order.
 struct Buckets {
-    /// `dev_eui` → index of the device in the pass's slice.
+    /// `dev_eui` → index in the pass's slice, of the devices with a location (the others
+    /// have no rows in the files).
     index: HashMap<i64, usize>,
-    located: Vec<bool>,
     /// Quantity ids in file order.
     quantities: Vec<i16>,
     /// `(time_us, value)` per device × quantity.
@@ -789,12 +782,10 @@ struct Buckets {
 impl Buckets {
     fn new(slice: &[RawDevice], quantities: &[i16]) -> Buckets {
         Buckets {
-            index: slice
-                .iter()
-                .enumerate()
+            index: (slice.iter().enumerate())
+                .filter(|(_, d)| d.location.is_some())
                 .map(|(i, d)| (d.dev_eui, i))
                 .collect(),
-            located: slice.iter().map(|d| d.location.is_some()).collect(),
             quantities: quantities.to_vec(),
             cells: (0..slice.len() * quantities.len())
                 .map(|_| Vec::new())
@@ -809,14 +800,12 @@ impl Buckets {
         ) else {
             return;
         };
-        if self.located[d] {
-            let cell = &mut self.cells[d * self.quantities.len() + q];
-            // Growth by half (not doubled, as `push` would): less memory left unused.
-            if cell.len() == cell.capacity() {
-                cell.reserve_exact(cell.capacity() / 2 + 16);
-            }
-            cell.push((r.time_us, r.value));
+        let cell = &mut self.cells[d * self.quantities.len() + q];
+        // Growth by half (not doubled, as `push` would): less memory left unused.
+        if cell.len() == cell.capacity() {
+            cell.reserve_exact(cell.capacity() / 2 + 16);
         }
+        cell.push((r.time_us, r.value));
     }
 }
 
