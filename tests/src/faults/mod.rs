@@ -29,7 +29,7 @@ use crate::workload;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, DurationRound, Utc};
 use publisher::Publisher;
-pub use report::{Outcome, Report};
+pub use report::{Outcome, Report, Tally};
 pub use scenarios::Scenario;
 use sqlx::{Connection, PgConnection};
 use std::path::PathBuf;
