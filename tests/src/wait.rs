@@ -1,7 +1,8 @@
 //! Waiting on an observable signal (a database row, a counter in `/metrics`, a field of
 //! `/health`) instead of sleeping for a while and hoping: every wait in the end-to-end tests
-//! goes through [`until`], which polls with a bounded timeout and, when the time is up, panics
-//! naming what it waited for.
+//! goes through [`until`] (or [`until_some`]), which polls with a bounded timeout and, when the
+//! time is up, panics naming what it waited for. [`poll`] is the same loop without the panic,
+//! for a test whose assertions after the wait show what is missing.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -28,7 +29,23 @@ where
 
 /// Polls `probe` until it returns `Some`, and returns that value; panics after `timeout` with a
 /// message naming `what`.
-pub async fn until_some<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn until_some<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll(timeout, probe).await {
+        Some(v) => v,
+        None => panic!(
+            "timed out after {:.1} s waiting for: {what}",
+            timeout.as_secs_f64()
+        ),
+    }
+}
+
+/// Polls `probe` until it returns `Some` (that value) or `timeout` has passed (`None`), for a
+/// caller whose own assertions then say better what is missing.
+pub async fn poll<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -36,13 +53,10 @@ where
     let started = Instant::now();
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Some(v);
         }
         if started.elapsed() >= timeout {
-            panic!(
-                "timed out after {:.1} s waiting for: {what}",
-                timeout.as_secs_f64()
-            );
+            return None;
         }
         tokio::time::sleep(POLL).await;
     }
