@@ -1,8 +1,9 @@
 //! End-to-end: the admin registry API, registry changes reaching the API through PostgreSQL
 //! notifications, paging of lists, parking history and per-kind silence windows.
 //!
-//! The admin registry API's behaviours are separate tests, each on its own app seeded by
-//! [`places`] through the API itself. Each `#[tokio::test]` has its own runtime and an app dies
+//! Each behaviour is its own test on its own seeded app: [`places`] creates a site, a building,
+//! a room and a sensor through the admin API, [`bays_app`] imports five bays as another process
+//! would. Each `#[tokio::test]` has its own runtime and an app dies
 //! with the runtime that spawned it, so seeding per test (about a second) is what keeps the
 //! tests independent of each other and of their order.
 #![allow(clippy::unwrap_used)]
@@ -327,14 +328,13 @@ async fn deletes_report_detached_devices_and_take_the_building_key_along() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
-    // Polling is slowed to 10 minutes: only the registry notification can update the index
-    // within this test.
+/// An app whose registry got five public bays 100 m apart going north from Dortmund Hbf
+/// (0a00000000000001 … 05) written straight into the database, as `stadtpuls devices import`
+/// in another process would, once they are in the API's geo index; and an admin key. Polling
+/// is slowed to 10 minutes: only the registry notification can update the index in time.
+async fn bays_app() -> (TestApp, String) {
     let app = TestApp::start_custom(&[], |s| s.ingest.registry_refresh_ms = 600_000).await;
     let admin = app.admin_key().await;
-    // Five public bays 100 m apart going north from Dortmund Hbf, written straight into the
-    // database as `stadtpuls devices import` in another process would.
     let bays: Vec<NewDevice> = (1..=5)
         .map(|i| {
             device(
@@ -354,7 +354,44 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
             == json!(5)
     })
     .await;
+    (app, admin)
+}
 
+/// Makes bay 0a00000000000001 private through the admin API (a PUT without lat/lon).
+async fn make_bay_1_private(app: &TestApp, admin: &str) {
+    let private = json!({"kind": "parking_bay", "visibility": "private"});
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0a00000000000001",
+            Some(admin),
+            Some(&private),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// Imports the private room sensor 0b000000000000aa of building `rathaus` (and the buildings
+/// `rathaus` and `schule`).
+async fn import_rathaus_sensor(app: &TestApp) {
+    let places = [building_record("rathaus"), building_record("schule")];
+    app.store.import_places(&[], &places, &[]).await.unwrap();
+    let in_rathaus = NewDevice {
+        building_id: Some("rathaus".into()),
+        ..device(
+            "0b000000000000aa",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            None,
+        )
+    };
+    app.store.import_devices(&[in_rathaus]).await.unwrap();
+}
+
+#[tokio::test]
+async fn registry_imports_from_another_process_reach_the_api_and_lists_page() {
+    let (app, _) = bays_app().await;
     // Paging: 2 + 2 + 1, following `next` links, in DevEUI order.
     let mut path = "/v1/devices?limit=2".to_string();
     let mut pages = Vec::new();
@@ -385,18 +422,14 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         ("/v1/parking/spots?cursor=x", "cursor"),
     ])
     .await;
+    app.stop().await;
+}
 
-    // An admin write is visible to the next request (this process refreshes before answering).
-    let private = json!({"kind": "parking_bay", "visibility": "private"});
-    let (status, _) = app
-        .send(
-            Method::PUT,
-            "/v1/admin/devices/0a00000000000001",
-            Some(&admin),
-            Some(&private),
-        )
-        .await;
-    assert_eq!(status, 200);
+#[tokio::test]
+async fn an_admin_write_is_visible_to_the_next_request_and_keeps_the_position() {
+    let (app, admin) = bays_app().await;
+    // This process refreshes before answering.
+    make_bay_1_private(&app, &admin).await;
     let (_, body) = app
         .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
         .await;
@@ -418,42 +451,6 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         (status, &body["dev_eui"]),
         (200, &json!("0a00000000000001"))
     );
-    // A building key reads the private devices of its own building only.
-    let places = [building_record("rathaus"), building_record("schule")];
-    app.store.import_places(&[], &places, &[]).await.unwrap();
-    let in_rathaus = NewDevice {
-        building_id: Some("rathaus".into()),
-        ..device(
-            "0b000000000000aa",
-            DeviceKind::RoomClimate,
-            None,
-            Visibility::Private,
-            None,
-        )
-    };
-    app.store.import_devices(&[in_rathaus]).await.unwrap();
-    let key = |b: &str| {
-        let store = app.store.clone();
-        let b = b.to_string();
-        async move {
-            store
-                .create_key(Scope::Building(b), None)
-                .await
-                .unwrap()
-                .secret
-        }
-    };
-    let (rathaus, schule) = (key("rathaus").await, key("schule").await);
-    let sensor = "/v1/devices/0b000000000000aa/readings";
-    assert_eq!(
-        app.send(Method::GET, sensor, Some(&rathaus), None).await.0,
-        200
-    );
-    assert_eq!(
-        app.send(Method::GET, sensor, Some(&schule), None).await.0,
-        404
-    );
-    assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
 
     // Spots inside a polygon: bays 2 and 3 (bay 1 is private now).
     let polygon = json!({"type": "Polygon", "coordinates": [[
@@ -484,8 +481,44 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         .unwrap()
         .unwrap();
     assert!((stored.lat.unwrap() - 51.518_699).abs() < 1e-9);
+    app.stop().await;
+}
 
-    // Silence windows per kind: never-seen bays use the bay window, others the default.
+#[tokio::test]
+async fn a_building_key_reads_the_private_devices_of_its_own_building_only() {
+    let (app, _) = bays_app().await;
+    import_rathaus_sensor(&app).await;
+    let key = |b: &str| {
+        let store = app.store.clone();
+        let b = b.to_string();
+        async move {
+            store
+                .create_key(Scope::Building(b), None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (rathaus, schule) = (key("rathaus").await, key("schule").await);
+    let sensor = "/v1/devices/0b000000000000aa/readings";
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&rathaus), None).await.0,
+        200
+    );
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&schule), None).await.0,
+        404
+    );
+    assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn silence_windows_are_per_kind() {
+    let (app, admin) = bays_app().await;
+    make_bay_1_private(&app, &admin).await;
+    import_rathaus_sensor(&app).await;
+    // Never-seen bays use the bay window, others the default.
     app.store
         .import_devices(&[device(
             "0e00000000000001",
