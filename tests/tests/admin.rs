@@ -3,9 +3,9 @@
 //!
 //! Each behaviour is its own test on its own seeded app: [`places`] creates a site, a building,
 //! a room and a sensor through the admin API, [`bays_app`] imports five bays as another process
-//! would. Each `#[tokio::test]` has its own runtime and an app dies
-//! with the runtime that spawned it, so seeding per test (about a second) is what keeps the
-//! tests independent of each other and of their order.
+//! would. Each `#[tokio::test]` has its own runtime and an app dies with the runtime that
+//! spawned it, so seeding per test (about a second) is what keeps the tests independent of
+//! each other and of their order.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
