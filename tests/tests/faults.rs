@@ -11,7 +11,7 @@ use stadtpuls_tests::faults::{self, Options};
 /// One test runs every scenario in turn: they start processes, measure recovery times and
 /// stop a database cluster, so they must not share the machine with each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_fault_loses_nothing_and_stores_nothing_twice() {
+async fn no_fault_loses_what_the_broker_kept_nor_stores_anything_twice() {
     let opts = Options::from_env().expect("fault suite settings");
     let report = faults::run_all(&opts).await.expect("fault suite harness");
     // Per required run, the suite's one rule (`Outcome::expected`, which the report's verdict
