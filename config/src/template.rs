@@ -1,5 +1,6 @@
-//! The commented TOML template printed by `stadtpuls config template`. A test checks that it
-//! parses to exactly the compiled defaults, so the two cannot drift apart.
+//! The commented TOML template printed by `stadtpuls config template`. Tests check that it
+//! parses to exactly the compiled defaults and that it sets every key of the serialized
+//! defaults and no other (`template_drift` in `tests.rs`), so the two cannot drift apart.
 
 /// Every setting with its default and what it does.
 pub fn template() -> &'static str {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 use super::*;
 use figment::Jail;
+use std::collections::BTreeSet;
 
 fn load_in_jail(jail: &Jail, file: Option<&str>) -> Result<Settings, ConfigError> {
     let _ = jail;
@@ -11,6 +12,168 @@ fn load_in_jail(jail: &Jail, file: Option<&str>) -> Result<Settings, ConfigError
 fn template_parses_to_the_compiled_defaults() {
     let parsed: Settings = toml::from_str_for_test(template());
     assert_eq!(parsed, Settings::default());
+}
+
+/// Every key path of a value tree: `section`, `section.key`, `section.list[0]`,
+/// `section.list[0].key`, … (tables and the elements of arrays are walked).
+fn key_paths(v: &figment::value::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    use figment::value::Value;
+    match v {
+        Value::Dict(_, d) => {
+            for (k, v) in d {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        Value::Array(_, a) => {
+            for (i, v) in a.iter().enumerate() {
+                let path = format!("{prefix}[{i}]");
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where `template` and the compiled defaults disagree on which keys exist: every key of the
+/// serialized `Settings::default()` must be set in the template and every key of the
+/// template must be a setting. (Parsing alone cannot show a missing key: every section is
+/// `#[serde(default)]`, so the parsed template equals the defaults without it.) A setting
+/// whose default is an empty list of tables cannot be written as TOML; it counts as present
+/// when the template shows it as a commented `# [[key]]` example.
+fn template_drift(template: &str) -> Vec<String> {
+    use figment::providers::{Format, Serialized, Toml};
+    use figment::value::{Dict, Value};
+    let defaults: Dict = figment::Figment::from(Serialized::defaults(Settings::default()))
+        .extract()
+        .unwrap();
+    let written: Dict = match figment::Figment::from(Toml::string(template)).extract() {
+        Ok(d) => d,
+        Err(e) => return vec![format!("the template does not parse: {e}")],
+    };
+    let (mut want, mut have) = (BTreeSet::new(), BTreeSet::new());
+    key_paths(&Value::from(defaults.clone()), "", &mut want);
+    key_paths(&Value::from(written), "", &mut have);
+    let empty_list = |path: &str| {
+        let found = path
+            .split('.')
+            .try_fold(Value::from(defaults.clone()), |v, k| {
+                v.into_dict().and_then(|mut d| d.remove(k))
+            });
+        matches!(found, Some(Value::Array(_, a)) if a.is_empty())
+    };
+    let commented = |path: &str| {
+        template.lines().any(|l| {
+            l.trim_start().strip_prefix('#').map(str::trim) == Some(&format!("[[{path}]]"))
+        })
+    };
+    let mut drift: Vec<String> = want
+        .difference(&have)
+        .filter(|k| !(empty_list(k) && commented(k)))
+        .map(|k| format!("setting `{k}` is missing from the template"))
+        .collect();
+    drift.extend(
+        have.difference(&want)
+            .map(|k| format!("template key `{k}` is not a setting")),
+    );
+    drift
+}
+
+#[test]
+fn template_sets_every_key_of_the_compiled_defaults_and_nothing_else() {
+    assert_eq!(template_drift(template()), Vec::<String>::new());
+}
+
+#[test]
+fn template_drift_reports_a_missing_and_an_unknown_key() {
+    // The defaults of the removed lines are the compiled ones, so the template still parses to
+    // the defaults: only the key walk can see the gap.
+    let without = template().replace("writers = 2\n", "");
+    assert_ne!(without, template(), "the template sets ingest.writers");
+    let parsed: Settings = toml::from_str_for_test(&without);
+    assert_eq!(parsed, Settings::default());
+    assert_eq!(
+        template_drift(&without),
+        vec!["setting `ingest.writers` is missing from the template"]
+    );
+
+    let without_table = template().replace(
+        "[[mqtt.subscriptions]]\nfilter = \"v3/+/devices/+/join\"\ndialect = \"tts_v3\"\n",
+        "",
+    );
+    assert_ne!(without_table, template());
+    let drift = template_drift(&without_table);
+    assert!(
+        drift.contains(&"setting `mqtt.subscriptions[3]` is missing from the template".to_string()),
+        "{drift:?}"
+    );
+
+    let without_example = template().replace("# [[opendata.datasets]]", "#");
+    assert_eq!(
+        template_drift(&without_example),
+        vec!["setting `opendata.datasets` is missing from the template"]
+    );
+
+    let extra = template().replace("writers = 2\n", "writers = 2\nwritters = 2\n");
+    assert_eq!(
+        template_drift(&extra),
+        vec!["template key `ingest.writters` is not a setting"]
+    );
+}
+
+#[test]
+fn mqtt_topic_filters_are_checked_like_mqtt_does() {
+    let cases: &[(&str, &str, bool)] = &[
+        // (topic_prefix, filter, valid)
+        ("", "application/+/device/+/event/+", true),
+        ("", "v3/+/devices/+/up", true),
+        ("", "#", true),
+        ("", "+", true),
+        ("", "a/#", true),
+        ("", "+/+/#", true),
+        ("", "a//b", true),
+        ("city/", "+/x/#", true),
+        ("", "", false),
+        ("", "a/b#", false),
+        ("", "a/#/b", false),
+        ("", "#/a", false),
+        ("", "a+", false),
+        ("", "a/+b/c", false),
+        ("", "a/++", false),
+        ("", "a/b/##", false),
+        // Valid alone, not behind a prefix without its trailing slash.
+        ("city", "+/x", false),
+        ("city", "#", false),
+    ];
+    for &(prefix, filter, valid) in cases {
+        let mut s = Settings::default();
+        s.mqtt.topic_prefix = prefix.into();
+        s.mqtt.subscriptions = vec![Subscription {
+            filter: filter.into(),
+            dialect: Default::default(),
+        }];
+        match s.validate() {
+            Ok(()) => assert!(valid, "{prefix:?} + {filter:?} was accepted"),
+            Err(e) => {
+                assert!(!valid, "{prefix:?} + {filter:?} was rejected: {e}");
+                let e = e.to_string();
+                assert!(
+                    e.contains("mqtt.subscriptions[0].filter") && e.contains(filter),
+                    "{e}"
+                );
+            }
+        }
+    }
+    let mut s = Settings::default();
+    s.mqtt.topic_prefix = "city/+/".into();
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("mqtt.topic_prefix"), "{e}");
 }
 
 mod toml {

@@ -356,34 +356,14 @@ fn queue_acks(eventloop: &mut EventLoop, acks: Vec<Ack>, current_gen: u64) {
     eventloop.pending.push_back(request(last));
 }
 
-/// The dialect of the first configured filter that matches `topic`.
+/// The dialect of the first configured filter that matches `topic` (MQTT matching, `+` one
+/// level, `#` the rest: `rumqttc::matches`).
 pub fn dialect_for(filters: &[(String, Dialect)], topic: &str) -> Dialect {
     filters
         .iter()
-        .find(|(f, _)| topic_matches(f, topic))
+        .find(|(f, _)| rumqttc::matches(topic, f))
         .map(|(_, d)| *d)
         .unwrap_or_default()
-}
-
-/// MQTT topic filter matching (`+` one level, `#` the rest).
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut t = topic.split('/');
-    for f in filter.split('/') {
-        match f {
-            "#" => return true,
-            "+" => {
-                if t.next().is_none() {
-                    return false;
-                }
-            }
-            lit => {
-                if t.next() != Some(lit) {
-                    return false;
-                }
-            }
-        }
-    }
-    t.next().is_none()
 }
 
 #[cfg(test)]
@@ -411,10 +391,14 @@ mod tests {
             ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/up", true),
             ("v3/+/devices/+/up", "v3/app@ttn/devices/eui-1/join", false),
             ("t/#", "t/a/b/c", true),
+            // `#` includes the parent level.
+            ("t/#", "t", true),
             ("t/#", "u/a", false),
         ];
         for (f, t, want) in cases {
-            assert_eq!(topic_matches(f, t), want, "{f} vs {t}");
+            let filters = [(f.to_string(), Dialect::TtsV3)];
+            let got = dialect_for(&filters, t) == Dialect::TtsV3;
+            assert_eq!(got, want, "{f} vs {t}");
         }
     }
 

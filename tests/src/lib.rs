@@ -14,6 +14,7 @@ pub mod mosquitto;
 pub mod postgres;
 pub mod procs;
 pub mod proxy;
+pub mod wait;
 pub mod workload;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -247,19 +248,21 @@ impl TestApp {
         }
     }
 
-    /// Polls `cond` every 50 ms for up to 20 s.
+    /// Waits until `cond` holds ([`wait::until`], at most [`wait::DEFAULT`]); on timeout it
+    /// panics naming `what`.
     pub async fn wait_for<F, Fut>(&self, what: &str, cond: F)
     where
-        F: Fn() -> Fut,
+        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        for _ in 0..400 {
-            if cond().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for: {what}");
+        wait::until(what, wait::DEFAULT, cond).await
+    }
+
+    /// A counter or gauge without labels from this process's `/metrics` (0 when it has not
+    /// been recorded yet). The recorder is process-wide: every app of the test binary adds to
+    /// the same counters.
+    pub async fn metric(&self, name: &str) -> f64 {
+        child::metric(&self.get_text("/metrics").await, name).unwrap_or(0.0)
     }
 
     pub async fn stop(self) {

@@ -1,5 +1,11 @@
 //! End-to-end: the admin registry API, registry changes reaching the API through PostgreSQL
 //! notifications, paging of lists, parking history and per-kind silence windows.
+//!
+//! Each behaviour is its own test on its own seeded app: [`places`] creates a site, a building,
+//! a room and a sensor through the admin API, [`bays_app`] imports five bays as another process
+//! would. Each `#[tokio::test]` has its own runtime and an app dies with the runtime that
+//! spawned it, so seeding per test (about a second) is what keeps the tests independent of
+//! each other and of their order.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
@@ -39,20 +45,76 @@ fn path_of(next: &Value) -> String {
     rest[rest.find('/').unwrap()..].to_string()
 }
 
-#[tokio::test]
-async fn admin_api_creates_replaces_and_deletes_places() {
-    let app = TestApp::start().await;
-    let admin_secret = app.admin_key().await;
-    let admin = Some(admin_secret.as_str());
-    let site_path = "/v1/admin/parking/sites/hbf-nord";
-    let mut site = json!({
+const SITE_PATH: &str = "/v1/admin/parking/sites/hbf-nord";
+const ROOM_PATH: &str = "/v1/admin/buildings/rathaus/rooms/101";
+
+/// The parking site `hbf-nord` as the admin API takes it (capacity 420).
+fn site() -> Value {
+    json!({
         "name": "Parkhaus Hbf Nord", "type": "CAR_PARK", "capacity": 420,
         "lat": 51.5185, "lon": 7.4605, "opening_hours": "24/7"
-    });
+    })
+}
 
-    let (status, body) = app.send(Method::PUT, site_path, None, Some(&site)).await;
+/// An app and its admin key.
+async fn app_with_admin() -> (TestApp, String) {
+    let app = TestApp::start().await;
+    let admin = app.admin_key().await;
+    (app, admin)
+}
+
+/// What [`places`] created through the admin API: (status, body) of each PUT.
+struct Places {
+    site: (u16, Value),
+    building: (u16, Value),
+    room: (u16, Value),
+    sensor: (u16, Value),
+}
+
+/// Creates through the admin API: the parking site `hbf-nord`, the building `rathaus` with
+/// room 101, and the room-climate sensor 0b00000000000001 in that room.
+async fn places(app: &TestApp, admin: &str) -> Places {
+    let admin = Some(admin);
+    let site = app.send(Method::PUT, SITE_PATH, admin, Some(&site())).await;
+    let building = json!({"name": "Rathaus", "lat": 51.5136, "lon": 7.4653});
+    let building = app
+        .send(
+            Method::PUT,
+            "/v1/admin/buildings/rathaus",
+            admin,
+            Some(&building),
+        )
+        .await;
+    let room = json!({"name": "Ratssaal", "floor": "1", "usage": "meeting"});
+    let room = app.send(Method::PUT, ROOM_PATH, admin, Some(&room)).await;
+    let sensor = json!({
+        "kind": "room_climate", "visibility": "private", "codec": "milesight_am319",
+        "building_id": "rathaus", "room_id": "101"
+    });
+    let sensor = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0b00000000000001",
+            admin,
+            Some(&sensor),
+        )
+        .await;
+    Places {
+        site,
+        building,
+        room,
+        sensor,
+    }
+}
+
+#[tokio::test]
+async fn a_parking_site_is_created_and_replaced_with_an_admin_key_only() {
+    let (app, admin_secret) = app_with_admin().await;
+    let admin = Some(admin_secret.as_str());
+    let mut site = site();
+    let (status, body) = app.send(Method::PUT, SITE_PATH, None, Some(&site)).await;
     assert_eq!((status, &body["status"]), (401, &json!(401)));
-    let (status, body) = app.send(Method::PUT, site_path, admin, Some(&site)).await;
+    let (status, body) = app.send(Method::PUT, SITE_PATH, admin, Some(&site)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         (&body["uid"], &body["purpose"], &body["capacity"]),
@@ -65,14 +127,23 @@ async fn admin_api_creates_replaces_and_deletes_places() {
 
     // Replacing answers 200 and is visible at once.
     site["capacity"] = json!(400);
-    let (status, _) = app.send(Method::PUT, site_path, admin, Some(&site)).await;
+    let (status, _) = app.send(Method::PUT, SITE_PATH, admin, Some(&site)).await;
     assert_eq!(status, 200);
     assert_eq!(
         app.get_json("/v1/parking/sites/hbf-nord").await.1["capacity"],
         json!(400)
     );
+    app.stop().await;
+}
 
-    // Bad bodies: 400 naming what is wrong, nothing stored.
+#[tokio::test]
+async fn a_bad_site_body_gets_400_naming_what_is_wrong_and_stores_nothing() {
+    let (app, admin_secret) = app_with_admin().await;
+    let admin = Some(admin_secret.as_str());
+    let mut site = site();
+    site["capacity"] = json!(400);
+    let (status, _) = app.send(Method::PUT, SITE_PATH, admin, Some(&site)).await;
+    assert_eq!(status, 201);
     let with = |key: &str, value: Value| {
         let mut s = site.clone();
         s[key] = value;
@@ -92,7 +163,7 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         (with("geometry", polygon_point), "geometry", "Polygon"),
     ];
     for (body, param, mention) in cases {
-        let (status, problem) = app.send(Method::PUT, site_path, admin, Some(&body)).await;
+        let (status, problem) = app.send(Method::PUT, SITE_PATH, admin, Some(&body)).await;
         assert_eq!(
             (status, &problem["parameter"]),
             (400, &json!(param)),
@@ -105,7 +176,7 @@ async fn admin_api_creates_replaces_and_deletes_places() {
     }
     let raw = app
         .http
-        .put(format!("{}{site_path}", app.base))
+        .put(format!("{}{SITE_PATH}", app.base))
         .bearer_auth(&admin_secret)
         .body("{not json")
         .send()
@@ -116,22 +187,24 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         app.get_json("/v1/parking/sites/hbf-nord").await.1["capacity"],
         json!(400)
     );
+    app.stop().await;
+}
 
-    // A building with a room and a device in it.
-    let building = json!({"name": "Rathaus", "lat": 51.5136, "lon": 7.4653});
-    let (status, body) = app
-        .send(
-            Method::PUT,
-            "/v1/admin/buildings/rathaus",
-            admin,
-            Some(&building),
-        )
-        .await;
-    assert_eq!((status, &body["id"]), (201, &json!("rathaus")), "{body}");
+#[tokio::test]
+async fn buildings_rooms_and_devices_are_created_through_the_admin_api() {
+    let (app, admin_secret) = app_with_admin().await;
+    let admin = Some(admin_secret.as_str());
+    let p = places(&app, &admin_secret).await;
+    assert_eq!(p.site.0, 201, "{}", p.site.1);
+    let (status, body) = &p.building;
+    assert_eq!((*status, &body["id"]), (201, &json!("rathaus")), "{body}");
+    let (status, body) = &p.room;
+    assert_eq!(
+        (*status, &body["name"]),
+        (201, &json!("Ratssaal")),
+        "{body}"
+    );
     let room = json!({"name": "Ratssaal", "floor": "1", "usage": "meeting"});
-    let room_path = "/v1/admin/buildings/rathaus/rooms/101";
-    let (status, body) = app.send(Method::PUT, room_path, admin, Some(&room)).await;
-    assert_eq!((status, &body["name"]), (201, &json!("Ratssaal")), "{body}");
     let (status, _) = app
         .send(
             Method::PUT,
@@ -141,19 +214,8 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         )
         .await;
     assert_eq!(status, 404);
-    let sensor = json!({
-        "kind": "room_climate", "visibility": "private", "codec": "milesight_am319",
-        "building_id": "rathaus", "room_id": "101"
-    });
-    let (status, body) = app
-        .send(
-            Method::PUT,
-            "/v1/admin/devices/0b00000000000001",
-            admin,
-            Some(&sensor),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let (status, body) = &p.sensor;
+    assert_eq!(*status, 201, "{body}");
     assert_eq!(
         (&body["dev_eui"], &body["codec"], &body["visibility"]),
         (
@@ -172,8 +234,15 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         )
         .await;
     assert_eq!((status, &problem["parameter"]), (400, &json!("codec")));
+    app.stop().await;
+}
 
-    // Buildings near a point (admin key): the Rathaus is about 625 m from the Hbf.
+#[tokio::test]
+async fn buildings_are_found_near_a_point() {
+    let (app, admin_secret) = app_with_admin().await;
+    let admin = Some(admin_secret.as_str());
+    places(&app, &admin_secret).await;
+    // The Rathaus is about 625 m from the Hbf.
     let near = "/v1/buildings?lat=51.5178&lon=7.4593&radius=1000";
     let (status, body) = app.send(Method::GET, near, admin, None).await;
     assert_eq!((status, &body["total_count"]), (200, &json!(1)), "{body}");
@@ -182,8 +251,13 @@ async fn admin_api_creates_replaces_and_deletes_places() {
     let far = "/v1/buildings?lat=51.5178&lon=7.4593&radius=100";
     let (_, body) = app.send(Method::GET, far, admin, None).await;
     assert_eq!(body["total_count"], json!(0));
+    app.stop().await;
+}
 
-    // A building key may read its building but not write the registry.
+#[tokio::test]
+async fn a_building_key_reads_its_building_but_does_not_write_the_registry() {
+    let (app, admin_secret) = app_with_admin().await;
+    places(&app, &admin_secret).await;
     let rathaus = app
         .store
         .create_key(Scope::Building("rathaus".into()), None)
@@ -196,26 +270,39 @@ async fn admin_api_creates_replaces_and_deletes_places() {
     assert_eq!(status, 200);
     assert_eq!(body["rooms"][0]["id"], json!("101"));
     for (method, path) in [
-        (Method::PUT, site_path),
-        (Method::DELETE, site_path),
+        (Method::PUT, SITE_PATH),
+        (Method::DELETE, SITE_PATH),
         (Method::DELETE, "/v1/admin/buildings/rathaus"),
         (Method::PUT, "/v1/admin/devices/0b00000000000001"),
     ] {
         let (status, _) = app
-            .send(method.clone(), path, Some(&rathaus), Some(&site))
+            .send(method.clone(), path, Some(&rathaus), Some(&site()))
             .await;
         assert_eq!(status, 403, "{method} {path}");
     }
+    app.stop().await;
+}
 
-    // Deletes report detached devices; a second delete is a 404.
-    let (status, body) = app.send(Method::DELETE, room_path, admin, None).await;
+#[tokio::test]
+async fn deletes_report_detached_devices_and_take_the_building_key_along() {
+    let (app, admin_secret) = app_with_admin().await;
+    let admin = Some(admin_secret.as_str());
+    places(&app, &admin_secret).await;
+    let rathaus = app
+        .store
+        .create_key(Scope::Building("rathaus".into()), None)
+        .await
+        .unwrap()
+        .secret;
+    let (status, body) = app.send(Method::DELETE, ROOM_PATH, admin, None).await;
     assert_eq!(
         (status, &body["devices_detached"]),
         (200, &json!(1)),
         "{body}"
     );
+    // A second delete is a 404.
     assert_eq!(
-        app.send(Method::DELETE, room_path, admin, None).await.0,
+        app.send(Method::DELETE, ROOM_PATH, admin, None).await.0,
         404
     );
     let (status, body) = app
@@ -235,20 +322,19 @@ async fn admin_api_creates_replaces_and_deletes_places() {
         .send(Method::GET, "/v1/buildings", Some(&rathaus), None)
         .await;
     assert_eq!(status, 401);
-    let (status, body) = app.send(Method::DELETE, site_path, admin, None).await;
+    let (status, body) = app.send(Method::DELETE, SITE_PATH, admin, None).await;
     assert_eq!((status, &body["devices_detached"]), (200, &json!(0)));
     assert_eq!(app.get_json("/v1/parking/sites/hbf-nord").await.0, 404);
     app.stop().await;
 }
 
-#[tokio::test]
-async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
-    // Polling is slowed to 10 minutes: only the registry notification can update the index
-    // within this test.
+/// An app whose registry got five public bays 100 m apart going north from Dortmund Hbf
+/// (0a00000000000001 … 05) written straight into the database, as `stadtpuls devices import`
+/// in another process would, once they are in the API's geo index; and an admin key. Polling
+/// is slowed to 10 minutes: only the registry notification can update the index in time.
+async fn bays_app() -> (TestApp, String) {
     let app = TestApp::start_custom(&[], |s| s.ingest.registry_refresh_ms = 600_000).await;
     let admin = app.admin_key().await;
-    // Five public bays 100 m apart going north from Dortmund Hbf, written straight into the
-    // database as `stadtpuls devices import` in another process would.
     let bays: Vec<NewDevice> = (1..=5)
         .map(|i| {
             device(
@@ -268,7 +354,44 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
             == json!(5)
     })
     .await;
+    (app, admin)
+}
 
+/// Makes bay 0a00000000000001 private through the admin API (a PUT without lat/lon).
+async fn make_bay_1_private(app: &TestApp, admin: &str) {
+    let private = json!({"kind": "parking_bay", "visibility": "private"});
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/v1/admin/devices/0a00000000000001",
+            Some(admin),
+            Some(&private),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// Imports the private room sensor 0b000000000000aa of building `rathaus` (and the buildings
+/// `rathaus` and `schule`).
+async fn import_rathaus_sensor(app: &TestApp) {
+    let places = [building_record("rathaus"), building_record("schule")];
+    app.store.import_places(&[], &places, &[]).await.unwrap();
+    let in_rathaus = NewDevice {
+        building_id: Some("rathaus".into()),
+        ..device(
+            "0b000000000000aa",
+            DeviceKind::RoomClimate,
+            None,
+            Visibility::Private,
+            None,
+        )
+    };
+    app.store.import_devices(&[in_rathaus]).await.unwrap();
+}
+
+#[tokio::test]
+async fn registry_imports_from_another_process_reach_the_api_and_lists_page() {
+    let (app, _) = bays_app().await;
     // Paging: 2 + 2 + 1, following `next` links, in DevEUI order.
     let mut path = "/v1/devices?limit=2".to_string();
     let mut pages = Vec::new();
@@ -299,18 +422,14 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         ("/v1/parking/spots?cursor=x", "cursor"),
     ])
     .await;
+    app.stop().await;
+}
 
-    // An admin write is visible to the next request (this process refreshes before answering).
-    let private = json!({"kind": "parking_bay", "visibility": "private"});
-    let (status, _) = app
-        .send(
-            Method::PUT,
-            "/v1/admin/devices/0a00000000000001",
-            Some(&admin),
-            Some(&private),
-        )
-        .await;
-    assert_eq!(status, 200);
+#[tokio::test]
+async fn an_admin_write_is_visible_to_the_next_request_and_keeps_the_position() {
+    let (app, admin) = bays_app().await;
+    // This process refreshes before answering.
+    make_bay_1_private(&app, &admin).await;
     let (_, body) = app
         .get_json("/v1/devices?lat=51.5178&lon=7.4593&radius=1000")
         .await;
@@ -332,42 +451,6 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         (status, &body["dev_eui"]),
         (200, &json!("0a00000000000001"))
     );
-    // A building key reads the private devices of its own building only.
-    let places = [building_record("rathaus"), building_record("schule")];
-    app.store.import_places(&[], &places, &[]).await.unwrap();
-    let in_rathaus = NewDevice {
-        building_id: Some("rathaus".into()),
-        ..device(
-            "0b000000000000aa",
-            DeviceKind::RoomClimate,
-            None,
-            Visibility::Private,
-            None,
-        )
-    };
-    app.store.import_devices(&[in_rathaus]).await.unwrap();
-    let key = |b: &str| {
-        let store = app.store.clone();
-        let b = b.to_string();
-        async move {
-            store
-                .create_key(Scope::Building(b), None)
-                .await
-                .unwrap()
-                .secret
-        }
-    };
-    let (rathaus, schule) = (key("rathaus").await, key("schule").await);
-    let sensor = "/v1/devices/0b000000000000aa/readings";
-    assert_eq!(
-        app.send(Method::GET, sensor, Some(&rathaus), None).await.0,
-        200
-    );
-    assert_eq!(
-        app.send(Method::GET, sensor, Some(&schule), None).await.0,
-        404
-    );
-    assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
 
     // Spots inside a polygon: bays 2 and 3 (bay 1 is private now).
     let polygon = json!({"type": "Polygon", "coordinates": [[
@@ -398,8 +481,44 @@ async fn registry_changes_from_another_process_reach_the_api_and_lists_page() {
         .unwrap()
         .unwrap();
     assert!((stored.lat.unwrap() - 51.518_699).abs() < 1e-9);
+    app.stop().await;
+}
 
-    // Silence windows per kind: never-seen bays use the bay window, others the default.
+#[tokio::test]
+async fn a_building_key_reads_the_private_devices_of_its_own_building_only() {
+    let (app, _) = bays_app().await;
+    import_rathaus_sensor(&app).await;
+    let key = |b: &str| {
+        let store = app.store.clone();
+        let b = b.to_string();
+        async move {
+            store
+                .create_key(Scope::Building(b), None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (rathaus, schule) = (key("rathaus").await, key("schule").await);
+    let sensor = "/v1/devices/0b000000000000aa/readings";
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&rathaus), None).await.0,
+        200
+    );
+    assert_eq!(
+        app.send(Method::GET, sensor, Some(&schule), None).await.0,
+        404
+    );
+    assert_eq!(app.send(Method::GET, sensor, None, None).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn silence_windows_are_per_kind() {
+    let (app, admin) = bays_app().await;
+    make_bay_1_private(&app, &admin).await;
+    import_rathaus_sensor(&app).await;
+    // Never-seen bays use the bay window, others the default.
     app.store
         .import_devices(&[device(
             "0e00000000000001",

@@ -64,6 +64,8 @@ async fn a_stalled_database_does_not_grow_the_ingest_queue_beyond_its_capacity()
         )
         .await;
     }
+    // Sample the queue every 10 ms while the lock holds (the sleep is the sampling interval,
+    // the end is the locking psql's exit).
     let mut peak = 0.0f64;
     while locker.try_wait().unwrap().is_none() {
         peak = peak.max(overflow_now());
@@ -77,20 +79,18 @@ async fn a_stalled_database_does_not_grow_the_ingest_queue_beyond_its_capacity()
         "peak queue {peak}, capacity {CAPACITY}"
     );
 
-    // The lock is gone: everything arrives, once.
     // The lock is gone: everything arrives, once. While acks are due the session reads on,
-    // up to twice the capacity.
-    let mut stored = 0i64;
-    for _ in 0..400 {
+    // up to twice the capacity (sampled at every poll).
+    app.wait_for(&format!("all {SENT} uplinks stored"), || {
         peak = peak.max(overflow_now());
-        (stored,) =
-            stadtpuls_store::testing::fetch_one(&app.store, "SELECT count(*) FROM uplinks").await;
-        if stored == SENT as i64 {
-            break;
+        let store = app.store.clone();
+        async move {
+            let (stored,): (i64,) =
+                stadtpuls_store::testing::fetch_one(&store, "SELECT count(*) FROM uplinks").await;
+            stored == SENT as i64
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stored, SENT as i64);
+    })
+    .await;
     assert!(peak <= (2 * CAPACITY + 10) as f64, "peak queue {peak}");
     let (readings, distinct): (i64, i64) = stadtpuls_store::testing::fetch_one(
         &app.store,

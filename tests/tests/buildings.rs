@@ -1,5 +1,10 @@
 //! Building endpoints end to end: keys, rooms with latest climate and flags, room history,
 //! and the admin device-status listing, with readings published through Mosquitto.
+//!
+//! Each behaviour is its own test on its own seeded app ([`seeded`]: the same registry, places,
+//! keys and four uplinks). Each `#[tokio::test]` has its own runtime and an app dies with the
+//! runtime that spawned it, so seeding per test (about a second) is what keeps the tests
+//! independent of each other and of their order.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
@@ -71,8 +76,20 @@ async fn get(app: &TestApp, path: &str, key: Option<&str>) -> (u16, Option<Strin
     (status, challenge, r.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_health() {
+/// An app with two buildings (Rathaus: rooms 101, 102, 103; Schule: a1), six room-climate
+/// devices, an admin key and one key per building, and four uplinks stored (9 readings).
+struct Seeded {
+    app: TestApp,
+    admin: String,
+    rathaus: String,
+    schule: String,
+    /// When devices 1111…, 3333… and 4444… reported (on the second).
+    at: DateTime<Utc>,
+    /// When device 2222… reported: two minutes earlier.
+    earlier: DateTime<Utc>,
+}
+
+async fn seeded() -> Seeded {
     let devices = [
         in_room("1111111111111111", Some("rathaus"), Some("101")),
         in_room("2222222222222222", Some("rathaus"), Some("101")),
@@ -110,11 +127,6 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
         .create_key(Scope::Building("schule".into()), None)
         .await
         .unwrap();
-    let (admin, rathaus, schule) = (
-        admin.secret.as_str(),
-        rathaus.secret.as_str(),
-        schule.secret.as_str(),
-    );
 
     let at = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap();
     let earlier = at - TimeDelta::minutes(2);
@@ -154,16 +166,50 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
         app.store.counts().await.unwrap().readings == 9
     })
     .await;
+    Seeded {
+        app,
+        admin: admin.secret,
+        rathaus: rathaus.secret,
+        schule: schule.secret,
+        at,
+        earlier,
+    }
+}
 
-    // Authentication and scope.
-    let (status, challenge, body) = get(&app, "/v1/buildings/rathaus", None).await;
+fn v(value: f64, unit: &str, t: DateTime<Utc>) -> Value {
+    json!({"value": value, "unit": unit, "time": z(t)})
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn euis(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dev_eui"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_building_needs_a_key_for_that_building() {
+    let s = seeded().await;
+    let (app, admin, rathaus, schule) = (&s.app, &*s.admin, &*s.rathaus, &*s.schule);
+    let (status, challenge, body) = get(app, "/v1/buildings/rathaus", None).await;
     assert_eq!(
         (status, challenge.as_deref()),
         (401, Some("Bearer")),
         "{body}"
     );
-    assert_eq!(get(&app, "/v1/buildings", None).await.0, 401);
-    let (status, _, body) = get(&app, "/v1/buildings/rathaus", Some(schule)).await;
+    assert_eq!(get(app, "/v1/buildings", None).await.0, 401);
+    let (status, _, body) = get(app, "/v1/buildings/rathaus", Some(schule)).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(
         body["detail"],
@@ -173,28 +219,30 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
     );
     // A building key learns nothing about buildings that are not its own, existing or not.
     assert_eq!(
-        get(&app, "/v1/buildings/nowhere", Some(rathaus)).await.0,
+        get(app, "/v1/buildings/nowhere", Some(rathaus)).await.0,
         403
     );
-    assert_eq!(get(&app, "/v1/buildings/nowhere", Some(admin)).await.0, 404);
+    assert_eq!(get(app, "/v1/buildings/nowhere", Some(admin)).await.0, 404);
+    s.app.stop().await;
+}
 
-    // The listing shows only what the key may see.
-    let ids = |body: &Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let (status, _, body) = get(&app, "/v1/buildings", Some(rathaus)).await;
+#[tokio::test]
+async fn the_building_listing_shows_only_what_the_key_may_see() {
+    let s = seeded().await;
+    let (app, admin, rathaus) = (&s.app, &*s.admin, &*s.rathaus);
+    let (status, _, body) = get(app, "/v1/buildings", Some(rathaus)).await;
     assert_eq!((status, ids(&body)), (200, vec!["rathaus".to_string()]));
     assert_eq!(body["items"][0]["address"], json!("Rathausstraße 1"));
-    let (_, _, body) = get(&app, "/v1/buildings", Some(admin)).await;
+    let (_, _, body) = get(app, "/v1/buildings", Some(admin)).await;
     assert_eq!(ids(&body), vec!["rathaus", "schule"]);
+    s.app.stop().await;
+}
 
-    // The building with its rooms.
-    let (status, _, body) = get(&app, "/v1/buildings/rathaus", Some(rathaus)).await;
+#[tokio::test]
+async fn a_building_shows_its_rooms_with_latest_climate_and_flags() {
+    let s = seeded().await;
+    let (app, admin, rathaus, at) = (&s.app, &*s.admin, &*s.rathaus, s.at);
+    let (status, _, body) = get(app, "/v1/buildings/rathaus", Some(rathaus)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], json!("Rathaus"));
     assert_eq!(
@@ -203,7 +251,6 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
     );
     let rooms = body["rooms"].as_array().unwrap();
     assert_eq!(rooms.len(), 3);
-    let v = |value: f64, unit: &str, t: DateTime<Utc>| json!({"value": value, "unit": unit, "time": z(t)});
     let r101 = &rooms[0];
     assert_eq!(r101["id"], json!("101"));
     assert_eq!(r101["name"], json!("Ratssaal"));
@@ -235,12 +282,17 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
     );
 
     // The admin sees the other building too.
-    let (status, _, body) = get(&app, "/v1/buildings/schule", Some(admin)).await;
+    let (status, _, body) = get(app, "/v1/buildings/schule", Some(admin)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rooms"][0]["temperature"], v(19.0, "°C", at));
-    assert_eq!(get(&app, "/v1/buildings/rathaus", Some(admin)).await.0, 200);
+    assert_eq!(get(app, "/v1/buildings/rathaus", Some(admin)).await.0, 200);
+    s.app.stop().await;
+}
 
-    // Room history: hourly buckets over both sensors of room 101.
+#[tokio::test]
+async fn room_history_buckets_both_sensors_of_a_room_by_hour() {
+    let s = seeded().await;
+    let (app, rathaus, schule, at, earlier) = (&s.app, &*s.rathaus, &*s.schule, s.at, s.earlier);
     let hour = |t: DateTime<Utc>| t.duration_trunc(TimeDelta::hours(1)).unwrap();
     let from = hour(at) - TimeDelta::hours(2);
     let to = hour(at) + TimeDelta::hours(1);
@@ -249,7 +301,7 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
         z(from),
         z(to)
     );
-    let (status, _, body) = get(&app, &path, Some(rathaus)).await;
+    let (status, _, body) = get(app, &path, Some(rathaus)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["unit"], json!("°C"));
     assert_eq!(
@@ -276,29 +328,26 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
             "bucket {i}: {item}"
         );
     }
-    assert_eq!(get(&app, &path, Some(schule)).await.0, 403);
-    assert_eq!(get(&app, &path, None).await.0, 401);
+    assert_eq!(get(app, &path, Some(schule)).await.0, 403);
+    assert_eq!(get(app, &path, None).await.0, 401);
     let unknown_room = path.replace("/rooms/101/", "/rooms/999/");
-    let (status, _, body) = get(&app, &unknown_room, Some(rathaus)).await;
+    let (status, _, body) = get(app, &unknown_room, Some(rathaus)).await;
     assert_eq!(status, 404, "{body}");
     let (status, _, body) = get(
-        &app,
+        app,
         "/v1/buildings/rathaus/rooms/101/history?quantity=temperature",
         Some(rathaus),
     )
     .await;
     assert_eq!((status, &body["parameter"]), (400, &json!("bucket")));
+    s.app.stop().await;
+}
 
-    // Device health: admin only.
-    let euis = |body: &Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["dev_eui"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let (status, _, body) = get(&app, "/v1/admin/devices?status=low_battery", Some(admin)).await;
+#[tokio::test]
+async fn device_health_lists_low_battery_and_silent_devices_to_admins_only() {
+    let s = seeded().await;
+    let (app, admin, rathaus, at) = (&s.app, &*s.admin, &*s.rathaus, s.at);
+    let (status, _, body) = get(app, "/v1/admin/devices?status=low_battery", Some(admin)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(euis(&body), vec!["4444444444444444"]);
     let low = &body["items"][0];
@@ -309,36 +358,41 @@ async fn buildings_are_key_scoped_and_show_room_climate_history_and_device_healt
     assert_eq!(low["name"], json!("test 4444444444444444"));
     assert_eq!(body["battery_percent_below"], json!(20.0));
 
-    let (status, _, body) = get(&app, "/v1/admin/devices?status=silent", Some(admin)).await;
+    let (status, _, body) = get(app, "/v1/admin/devices?status=silent", Some(admin)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(euis(&body), vec!["5555555555555555", "6666666666666666"]);
     assert_eq!(body["items"][0]["last_seen"], Value::Null);
 
-    let (status, _, body) = get(&app, "/v1/admin/devices?status=silent", Some(rathaus)).await;
+    let (status, _, body) = get(app, "/v1/admin/devices?status=silent", Some(rathaus)).await;
     assert_eq!(
         (status, &body["detail"]),
         (403, &json!("this endpoint requires an admin API key"))
     );
     assert_eq!(
-        get(&app, "/v1/admin/devices?status=silent", None).await.0,
+        get(app, "/v1/admin/devices?status=silent", None).await.0,
         401
     );
-    let (status, _, body) = get(&app, "/v1/admin/devices?status=dead", Some(admin)).await;
+    let (status, _, body) = get(app, "/v1/admin/devices?status=dead", Some(admin)).await;
     assert_eq!((status, &body["parameter"]), (400, &json!("status")));
 
     // The same operator view as `/v1/devices?status=…` (as the issue names it).
-    let (status, _, alias) = get(&app, "/v1/devices?status=low_battery", Some(admin)).await;
+    let (status, _, alias) = get(app, "/v1/devices?status=low_battery", Some(admin)).await;
     assert_eq!(status, 200, "{alias}");
     assert_eq!(euis(&alias), vec!["4444444444444444"]);
-    assert_eq!(get(&app, "/v1/devices?status=silent", None).await.0, 401);
+    assert_eq!(get(app, "/v1/devices?status=silent", None).await.0, 401);
     assert_eq!(
-        get(&app, "/v1/devices?status=silent", Some(rathaus))
-            .await
-            .0,
+        get(app, "/v1/devices?status=silent", Some(rathaus)).await.0,
         403
     );
+    s.app.stop().await;
+}
 
-    // None of it is public.
-    assert_eq!(app.get_json("/v1/devices").await.1["total_count"], json!(0));
-    app.stop().await;
+#[tokio::test]
+async fn no_building_device_is_public() {
+    let s = seeded().await;
+    assert_eq!(
+        s.app.get_json("/v1/devices").await.1["total_count"],
+        json!(0)
+    );
+    s.app.stop().await;
 }

@@ -156,9 +156,15 @@ async fn a_duplicate_delivery_is_stored_once() {
     let app = TestApp::start().await;
     let topic = "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up";
     let up = fixture("chirpstack-v4-up.json");
+    // The writer counts every uplink it found already stored. The counter is process-wide
+    // (other tests of this binary may add to it, never take away), so it rising past its value
+    // before our publishes is the signal that a duplicate was processed; ours is the only one
+    // this app sees.
+    const DUPLICATES: &str = "stadtpuls_ingest_uplinks_duplicate_total";
+    let duplicates_before = app.metric(DUPLICATES).await;
     app.publish(topic, up.clone()).await;
     app.publish(topic, up.clone()).await;
-    // A second, different uplink from the same device marks the end of the sequence.
+    // A second, different uplink from the same device.
     let mut marker: Value = serde_json::from_slice(&up).unwrap();
     marker["deduplicationId"] = json!("00000000-0000-4000-8000-000000000001");
     marker["time"] = json!("2022-07-18T09:35:15+00:00");
@@ -168,7 +174,11 @@ async fn a_duplicate_delivery_is_stored_once() {
         app.store.counts().await.unwrap().uplinks >= 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for(
+        "the duplicate delivery processed (duplicate counter)",
+        || async { app.metric(DUPLICATES).await > duplicates_before },
+    )
+    .await;
     let c = app.store.counts().await.unwrap();
     assert_eq!(c.uplinks, 2, "duplicate stored twice");
     // The unknown device was auto-registered, privately, without a location …
@@ -301,18 +311,28 @@ async fn a_codec_set_later_takes_effect_live_and_reprocess_rebuilds_older_uplink
         "no codec known yet: raw uplink only"
     );
 
-    // The operator registers the device with its codec; the running ingest picks it up.
+    // The operator registers the device with its codec; the running ingest picks it up. A
+    // probe device registered in the same import shows when it has: its uplinks are decoded.
     app.store
-        .import_devices(&[device(
-            "1000000000000001",
-            DeviceKind::ParkingBay,
-            Some("bosch_parking"),
-            Visibility::Public,
-            Some((51.5, 7.4)),
-        )])
+        .import_devices(&[
+            device(
+                "1000000000000001",
+                DeviceKind::ParkingBay,
+                Some("bosch_parking"),
+                Visibility::Public,
+                Some((51.5, 7.4)),
+            ),
+            device(
+                PROBE,
+                DeviceKind::ParkingBay,
+                Some("bosch_parking"),
+                Visibility::Public,
+                Some((51.5, 7.4)),
+            ),
+        ])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_until_decoded(&app, &first).await;
     let mut second: Value = serde_json::from_slice(&first).unwrap();
     second["correlation_ids"] = json!(["as:up:01H0S7ZJQ9MQPMVY49FT3SE999"]);
     second["uplink_message"]["f_cnt"] = json!(10336);
@@ -321,7 +341,7 @@ async fn a_codec_set_later_takes_effect_live_and_reprocess_rebuilds_older_uplink
     app.publish(topic, serde_json::to_vec(&second).unwrap())
         .await;
     app.wait_for("decoded readings", || async {
-        app.store.counts().await.unwrap().readings == 2
+        readings_of_device(&app, "1000000000000001").await == 2
     })
     .await;
 
@@ -360,8 +380,59 @@ async fn a_codec_set_later_takes_effect_live_and_reprocess_rebuilds_older_uplink
         .await
         .unwrap();
     assert_eq!(again.readings, 4);
-    assert_eq!(app.store.counts().await.unwrap().readings, 4);
+    assert_eq!(readings_of_device(&app, "1000000000000001").await, 4);
     app.stop().await;
+}
+
+/// The probe device of the codec test: registered together with the device under test, its
+/// uplinks lie outside the test's time window.
+const PROBE: &str = "10000000000000ff";
+
+/// Rows in `readings` of one device.
+async fn readings_of_device(app: &TestApp, eui: &str) -> i64 {
+    let (n,): (i64,) = fetch_one(
+        &app.store,
+        &format!("SELECT count(*) FROM readings WHERE dev_eui = x'{eui}'::bigint"),
+    )
+    .await;
+    n
+}
+
+/// Waits until the running ingest decodes the probe's uplinks, i.e. its device directory holds
+/// the registry import that added the probe (and the device under test with it): publishes a
+/// probe uplink (made from the TTS `template`), waits until it is stored, and tries again with
+/// a fresh one while it was stored without readings.
+async fn wait_until_decoded(app: &TestApp, template: &[u8]) {
+    let topic = format!("v3/application-tts-name@ttn/devices/eui-{PROBE}/up");
+    let mut up: Value = serde_json::from_slice(template).unwrap();
+    up["end_device_ids"]["device_id"] = json!(format!("eui-{PROBE}"));
+    up["end_device_ids"]["dev_eui"] = json!(PROBE);
+    // 2023-05-21: outside the window the test reprocesses.
+    up["uplink_message"]["settings"]["time"] = json!("2023-05-21T00:00:00Z");
+    stadtpuls_tests::wait::until_some(
+        "the ingest's device directory to hold the new codecs (a probe uplink decoded)",
+        stadtpuls_tests::wait::DEFAULT,
+        || {
+            let (app, topic, mut up) = (app, topic.clone(), up.clone());
+            async move {
+                let key = format!("as:up:probe-{}", uuid::Uuid::new_v4().simple());
+                up["correlation_ids"] = json!([key.clone()]);
+                app.publish(&topic, serde_json::to_vec(&up).unwrap()).await;
+                app.wait_for("probe uplink stored", || async {
+                    let (n,): (i64,) = fetch_one(
+                        &app.store,
+                        &format!("SELECT count(*) FROM uplinks WHERE dedup_key = '{key}'"),
+                    )
+                    .await;
+                    n == 1
+                })
+                .await;
+                // Stored, but decoded only if the directory already had the codec.
+                (readings_of_device(app, PROBE).await > 0).then_some(())
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

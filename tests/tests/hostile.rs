@@ -282,13 +282,11 @@ async fn hostile_messages_are_dead_lettered_by_reason_and_good_ones_stored() {
     // Wait until there are as many rows as messages (at most 20 s; the assertions below then
     // show what is missing).
     let expected = (cases.len(), cases.len() + 1);
-    for _ in 0..200 {
+    stadtpuls_tests::wait::poll(stadtpuls_tests::wait::DEFAULT, || async {
         let c = app.store.counts().await.unwrap();
-        if (c.dead_letters as usize, c.uplinks as usize) >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ((c.dead_letters as usize, c.uplinks as usize) >= expected).then_some(())
+    })
+    .await;
 
     // Each case's dead letter, found by its topic, has the case's reason and full size.
     let rows: Vec<(String, String, i32)> = fetch_all(

@@ -3,6 +3,13 @@
 //! conditional and range requests, path traversal and symlinks that must not lead out of the
 //! export directory, the DCAT-AP.de catalogue as JSON-LD and as Turtle (parsed back), and the
 //! recorded runs.
+//!
+//! Each behaviour is its own test on its own seeded app ([`seeded`]: fresh database, the same
+//! three uplinks, the same export with a fixed clock, its own export directory). Each
+//! `#[tokio::test]` has its own runtime, and an app spawned on one runtime dies with it, so a
+//! single app shared between tests would need a runtime of its own and clients that outlive
+//! the tests' runtimes; seeding per test costs about a second and keeps the tests independent
+//! (the traversal test plants files in its directory that no other test sees).
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
@@ -10,7 +17,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use stadtpuls_config::{DatasetSettings, Partitioning, Settings};
 use stadtpuls_gateways::{DevEui, Quantity};
-use stadtpuls_opendata_export::export::{Exporter, Trigger};
+use stadtpuls_opendata_export::export::{Exporter, RunSummary, Trigger};
 use stadtpuls_opendata_export::partition::partitions_between;
 use stadtpuls_store::clock::Clock;
 use stadtpuls_store::testing::{uplink_record, utc};
@@ -112,8 +119,26 @@ async fn raw_get(app: &TestApp, target: &str) -> (u16, String) {
     (status, text)
 }
 
-#[tokio::test]
-async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
+/// An app serving one export: two public bays, three occupancy uplinks on two Berlin days,
+/// exported by a manual run with the clock fixed at 2026-10-03T03:00:00Z, so every value the
+/// tests expect is deterministic.
+struct Seeded {
+    app: TestApp,
+    /// The export directory.
+    dir: PathBuf,
+    run: RunSummary,
+}
+
+/// (format, partition, file under the dataset directory, rows) of every exported data file,
+/// in the order the listing gives them.
+const DATA_FILES: [(&str, &str, &str, u64); 4] = [
+    ("parquet", "2026-10-01", "date=2026-10-01/part-0.parquet", 2),
+    ("csv", "2026-10-01", "date=2026-10-01/part-0.csv", 2),
+    ("parquet", "2026-10-02", "date=2026-10-02/part-0.parquet", 1),
+    ("csv", "2026-10-02", "date=2026-10-02/part-0.csv", 1),
+];
+
+async fn seeded() -> Seeded {
     let dir = temp_dir("opendata-api");
     let devices = [
         device(
@@ -175,63 +200,75 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         .await
         .unwrap();
     assert_eq!((run.partitions, run.rows), (2, 3));
+    Seeded { app, dir, run }
+}
 
-    let base = &app.base;
-    let files_url = format!("{base}/v1/opendata/files");
-    let data_files = [
-        ("parquet", "2026-10-01", "date=2026-10-01/part-0.parquet", 2),
-        ("csv", "2026-10-01", "date=2026-10-01/part-0.csv", 2),
-        ("parquet", "2026-10-02", "date=2026-10-02/part-0.parquet", 1),
-        ("csv", "2026-10-02", "date=2026-10-02/part-0.csv", 1),
-    ];
-    let on_disk = |rel: &str| std::fs::read(dir.join(rel)).unwrap();
-    let mut total_bytes = 0;
-    let mut parquet_bytes = 0;
-    let expected_files: Vec<Value> = data_files
-        .iter()
-        .map(|(format, partition, file, rows)| {
-            let rel = format!("dataset={DATASET}/{file}");
-            let bytes = on_disk(&rel);
-            total_bytes += bytes.len();
-            if *format == "parquet" {
-                parquet_bytes += bytes.len();
-            }
-            json!({
-                "format": format,
-                "partition": partition,
-                "url": format!("{files_url}/{rel}"),
-                "rows": rows,
-                "bytes": bytes.len(),
-                "sha256": sha256(&bytes),
-                "modified": "2026-10-03T03:00:00Z",
+impl Seeded {
+    fn files_url(&self) -> String {
+        format!("{}/v1/opendata/files", self.app.base)
+    }
+
+    fn dataset_iri(&self) -> String {
+        format!("{}/v1/opendata/datasets/{DATASET}", self.app.base)
+    }
+
+    /// A file of the export directory, by its path relative to it.
+    fn on_disk(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(rel)).unwrap()
+    }
+
+    /// The listing's `files` of the exported dataset, from the files on disk.
+    fn expected_files(&self) -> Vec<Value> {
+        DATA_FILES
+            .iter()
+            .map(|(format, partition, file, rows)| {
+                let rel = format!("dataset={DATASET}/{file}");
+                let bytes = self.on_disk(&rel);
+                json!({
+                    "format": format,
+                    "partition": partition,
+                    "url": format!("{}/{rel}", self.files_url()),
+                    "rows": rows,
+                    "bytes": bytes.len(),
+                    "sha256": sha256(&bytes),
+                    "modified": "2026-10-03T03:00:00Z",
+                })
             })
-        })
-        .collect();
+            .collect()
+    }
 
-    // ---- the dataset listing ----
-    let (status, list) = app.get_json("/v1/opendata/datasets").await;
-    assert_eq!(status, 200, "{list}");
-    assert_eq!(list["total_count"], 2);
-    let item = &list["items"][0];
-    let dataset_iri = format!("{base}/v1/opendata/datasets/{DATASET}");
-    let expected_run = json!({
-        "id": run.run_id,
-        "dataset": DATASET,
-        "trigger": "manual",
-        "status": "ok",
-        "window_start": "2026-09-30T22:00:00Z",
-        "window_end": "2026-10-02T22:00:00Z",
-        "started_at": "2026-10-03T03:00:00Z",
-        "finished_at": "2026-10-03T03:00:00Z",
-        "duration_ms": 0,
-        "partitions": 2,
-        "rows": 3,
-        "bytes": total_bytes,
-        "error": null,
-    });
-    assert_eq!(
-        item,
-        &json!({
+    /// Bytes of the data files, all and Parquet only.
+    fn data_bytes(&self, only_format: Option<&str>) -> usize {
+        DATA_FILES
+            .iter()
+            .filter(|(format, ..)| only_format.is_none_or(|f| f == *format))
+            .map(|(_, _, file, _)| self.on_disk(&format!("dataset={DATASET}/{file}")).len())
+            .sum()
+    }
+
+    /// The run as `/v1/opendata/runs` and the listing's `last_run` show it.
+    fn expected_run(&self) -> Value {
+        json!({
+            "id": self.run.run_id,
+            "dataset": DATASET,
+            "trigger": "manual",
+            "status": "ok",
+            "window_start": "2026-09-30T22:00:00Z",
+            "window_end": "2026-10-02T22:00:00Z",
+            "started_at": "2026-10-03T03:00:00Z",
+            "finished_at": "2026-10-03T03:00:00Z",
+            "duration_ms": 0,
+            "partitions": 2,
+            "rows": 3,
+            "bytes": self.data_bytes(None),
+            "error": null,
+        })
+    }
+
+    /// The exported dataset as the listing shows it.
+    fn expected_item(&self) -> Value {
+        let dataset_iri = self.dataset_iri();
+        json!({
             "name": DATASET,
             "url": dataset_iri,
             "title_de": "Belegung von Parkplätzen",
@@ -246,13 +283,42 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
             "temporal": {"start": "2026-09-30T22:00:00Z", "end": "2026-10-02T22:00:00Z"},
             "modified": "2026-10-03T03:00:00Z",
             "rows": 3,
-            "bytes": total_bytes,
+            "bytes": self.data_bytes(None),
             "bbox": [7.4593, 51.5178, 7.46, 51.518],
-            "last_run": expected_run,
+            "last_run": self.expected_run(),
             "manifest_url": format!("{dataset_iri}/manifest.json"),
-            "files": expected_files,
+            "files": self.expected_files(),
         })
-    );
+    }
+
+    /// The exported dataset's item of the listing (checked in full by
+    /// `the_dataset_listing_shows_exported_and_configured_datasets`).
+    async fn listed_item(&self) -> Value {
+        let (status, list) = self.app.get_json("/v1/opendata/datasets").await;
+        assert_eq!(
+            (status, &list["items"][0]["name"]),
+            (200, &json!(DATASET)),
+            "{list}"
+        );
+        list["items"][0].clone()
+    }
+
+    async fn finish(self) {
+        self.app.stop().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn the_dataset_listing_shows_exported_and_configured_datasets() {
+    let s = seeded().await;
+    let app = &s.app;
+    let (status, list) = app.get_json("/v1/opendata/datasets").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total_count"], 2);
+    let item = &list["items"][0];
+    assert_eq!(item, &s.expected_item());
+    // Configured but never exported: listed without files or runs.
     let hourly = &list["items"][1];
     assert_eq!(hourly["name"], "parking_hourly");
     assert_eq!(
@@ -275,6 +341,13 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         .get_json(&format!("/v1/opendata/datasets/{DATASET}"))
         .await;
     assert_eq!((status, &one), (200, item));
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn an_unknown_dataset_is_a_404_and_an_unknown_parameter_a_400() {
+    let s = seeded().await;
+    let app = &s.app;
     for path in [
         "/v1/opendata/datasets/nope",
         "/v1/opendata/datasets/nope/manifest.json",
@@ -285,8 +358,14 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
     }
     app.assert_bad_params(&[("/v1/opendata/datasets?x=1", "x")])
         .await;
+    s.finish().await;
+}
 
-    // ---- the manifest: absolute URLs that download exactly the recorded bytes ----
+#[tokio::test]
+async fn manifest_urls_download_exactly_the_recorded_bytes() {
+    let s = seeded().await;
+    let (app, base, files_url) = (&s.app, &s.app.base, s.files_url());
+    let item = s.listed_item().await;
     let (status, manifest) = app
         .get_json(&item["manifest_url"].as_str().unwrap()[base.len()..])
         .await;
@@ -301,14 +380,14 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         let path = f["path"].as_str().unwrap();
         let url = f["url"].as_str().unwrap();
         assert_eq!(url, format!("{files_url}/{path}"));
-        let r = get(&app, url, &[]).await;
+        let r = get(app, url, &[]).await;
         assert_eq!(r.status(), 200, "{url}");
         let content_type = header(&r, "content-type").to_string();
         let etag = header(&r, "etag").to_string();
         assert_eq!(header(&r, "accept-ranges"), "bytes");
         assert!(r.headers().contains_key("last-modified"));
         let body = r.bytes().await.unwrap();
-        assert_eq!(body.as_ref(), on_disk(path).as_slice(), "{url}");
+        assert_eq!(body.as_ref(), s.on_disk(path).as_slice(), "{url}");
         assert_eq!(json!(sha256(&body)), f["sha256"], "{url}");
         assert_eq!(json!(body.len()), f["bytes"], "{url}");
         if path.ends_with(".parquet") {
@@ -335,7 +414,7 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         listed.iter().collect::<BTreeSet<_>>()
     );
     let r = get(
-        &app,
+        app,
         &format!("{files_url}/meta/{DATASET}/manifest.json"),
         &[],
     )
@@ -352,28 +431,33 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         (&empty["files"], &empty["sensors"]),
         (&json!([]), &json!([]))
     );
+    s.finish().await;
+}
 
-    // ---- validators, conditional and range requests ----
+#[tokio::test]
+async fn files_answer_validators_and_conditional_requests() {
+    let s = seeded().await;
+    let app = &s.app;
     let rel = format!("dataset={DATASET}/date=2026-10-01/part-0.parquet");
-    let url = format!("{files_url}/{rel}");
-    let bytes = on_disk(&rel);
+    let url = format!("{}/{rel}", s.files_url());
+    let bytes = s.on_disk(&rel);
     let size = bytes.len();
     let etag = format!("\"{}\"", sha256(&bytes));
-    let r = get(&app, &url, &[]).await;
+    let r = get(app, &url, &[]).await;
     let last_modified = header(&r, "last-modified").to_string();
     assert_eq!(header(&r, "content-length"), size.to_string());
     assert_eq!(header(&r, "cache-control"), "no-cache");
 
-    let r = get(&app, &url, &[("If-None-Match", &etag)]).await;
+    let r = get(app, &url, &[("If-None-Match", &etag)]).await;
     assert_eq!(r.status(), 304);
     assert_eq!(header(&r, "etag"), etag);
     assert!(r.bytes().await.unwrap().is_empty());
-    let r = get(&app, &url, &[("If-None-Match", "\"other\", W/\"x\"")]).await;
+    let r = get(app, &url, &[("If-None-Match", "\"other\", W/\"x\"")]).await;
     assert_eq!(r.status(), 200);
-    let r = get(&app, &url, &[("If-Modified-Since", &last_modified)]).await;
+    let r = get(app, &url, &[("If-Modified-Since", &last_modified)]).await;
     assert_eq!(r.status(), 304);
     let r = get(
-        &app,
+        app,
         &url,
         &[("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")],
     )
@@ -381,7 +465,7 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
     assert_eq!(r.status(), 200);
     // If-None-Match decides when both are sent.
     let r = get(
-        &app,
+        app,
         &url,
         &[
             ("If-None-Match", "\"other\""),
@@ -392,46 +476,62 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
     assert_eq!(r.status(), 200);
 
     // A client asking for gzip still gets the file as it is (size, ranges and ETag intact).
-    let r = get(&app, &url, &[("Accept-Encoding", "gzip")]).await;
+    let r = get(app, &url, &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("content-encoding").is_none());
     assert_eq!(header(&r, "content-length"), size.to_string());
     assert_eq!(header(&r, "accept-ranges"), "bytes");
+    let r = app.http.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-length"), size.to_string());
+    assert_eq!(header(&r, "etag"), etag);
+    s.finish().await;
+}
 
-    let r = get(&app, &url, &[("Range", "bytes=0-3")]).await;
+#[tokio::test]
+async fn files_answer_range_requests() {
+    let s = seeded().await;
+    let app = &s.app;
+    let rel = format!("dataset={DATASET}/date=2026-10-01/part-0.parquet");
+    let url = format!("{}/{rel}", s.files_url());
+    let bytes = s.on_disk(&rel);
+    let size = bytes.len();
+    let etag = format!("\"{}\"", sha256(&bytes));
+    let r = get(app, &url, &[("Range", "bytes=0-3")]).await;
     assert_eq!(r.status(), 206);
     assert_eq!(header(&r, "content-range"), format!("bytes 0-3/{size}"));
     assert_eq!(header(&r, "content-length"), "4");
     assert_eq!(header(&r, "etag"), etag);
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"PAR1");
-    let r = get(&app, &url, &[("Range", "bytes=-4")]).await;
+    let r = get(app, &url, &[("Range", "bytes=-4")]).await;
     assert_eq!(r.status(), 206);
     assert_eq!(
         header(&r, "content-range"),
         format!("bytes {}-{}/{size}", size - 4, size - 1)
     );
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"PAR1", "footer magic");
-    let r = get(&app, &url, &[("Range", "bytes=4-"), ("If-Range", &etag)]).await;
+    let r = get(app, &url, &[("Range", "bytes=4-"), ("If-Range", &etag)]).await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[4..]);
     let r = get(
-        &app,
+        app,
         &url,
         &[("Range", "bytes=0-3"), ("If-Range", "\"stale\"")],
     )
     .await;
     assert_eq!(r.status(), 200, "a changed file is sent whole");
     assert_eq!(r.bytes().await.unwrap().len(), size);
-    let r = get(&app, &url, &[("Range", "bytes=999999999-")]).await;
+    let r = get(app, &url, &[("Range", "bytes=999999999-")]).await;
     assert_eq!(r.status(), 416);
     assert_eq!(header(&r, "content-range"), format!("bytes */{size}"));
     assert_eq!(header(&r, "content-type"), "application/problem+json");
-    let r = app.http.head(&url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "content-length"), size.to_string());
-    assert_eq!(header(&r, "etag"), etag);
+    s.finish().await;
+}
 
-    // ---- nothing outside the export directory, nothing but exported kinds of files ----
+#[tokio::test]
+async fn nothing_outside_the_export_directory_nor_unexported_files_are_served() {
+    let s = seeded().await;
+    let (app, base, dir) = (&s.app, &s.app.base, &s.dir);
     let outside = temp_dir("opendata-outside");
     std::fs::write(outside.join("secret.csv"), "TOP-SECRET\n").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.csv"), dir.join("leak.csv")).unwrap();
@@ -470,7 +570,7 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         ),
     ];
     for (target, want) in &attempts {
-        let (status, text) = raw_get(&app, target).await;
+        let (status, text) = raw_get(app, target).await;
         assert_eq!(status, *want, "{target}: {text}");
         assert!(
             text.contains("application/problem+json"),
@@ -486,15 +586,23 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         "/v1/opendata/files/..%2F..%2Fetc%2Fpasswd",
         "/v1/opendata/files/%2e%2e/x",
     ] {
-        let r = get(&app, &format!("{base}{path}"), &[]).await;
+        let r = get(app, &format!("{base}{path}"), &[]).await;
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         assert!([400, 404].contains(&status), "{path}: {status} {text}");
         assert!(!text.contains("root:"), "{path} leaked: {text}");
     }
+    s.finish().await;
+    let _ = std::fs::remove_dir_all(&outside);
+}
 
-    // ---- the catalogue: JSON-LD by default ----
-    let r = get(&app, &format!("{base}/v1/opendata/catalog"), &[]).await;
+#[tokio::test]
+async fn the_catalogue_is_json_ld_by_default() {
+    let s = seeded().await;
+    let (app, base) = (&s.app, &s.app.base);
+    let dataset_iri = s.dataset_iri();
+    let item = s.listed_item().await;
+    let r = get(app, &format!("{base}/v1/opendata/catalog"), &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-type"), "application/ld+json");
     let text = r.text().await.unwrap();
@@ -509,13 +617,23 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         .unwrap()
         .contains(&json!("dcat:Dataset")));
     assert!(text.contains(DL_ZERO), "{text}");
-    for f in &listed {
+    for f in item["files"].as_array().unwrap() {
+        let f = f["url"].as_str().unwrap();
         assert!(text.contains(f), "{f} not in the catalogue");
     }
+    s.finish().await;
+}
 
-    // Turtle by Accept, parsed back.
+#[tokio::test]
+async fn the_catalogue_is_turtle_on_request_and_406_for_other_types() {
+    let s = seeded().await;
+    let (app, base) = (&s.app, &s.app.base);
+    let dataset_iri = s.dataset_iri();
+    let item = s.listed_item().await;
+    let first_file = item["files"][0]["url"].as_str().unwrap();
+    let parquet_bytes = s.data_bytes(Some("parquet"));
     let r = get(
-        &app,
+        app,
         &format!("{base}/v1/opendata/catalog"),
         &[("Accept", "text/turtle")],
     )
@@ -540,7 +658,7 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         format!(
             "<{parquet}> <http://www.w3.org/ns/dcat#accessURL> <{dataset_iri}/manifest.json>"
         ),
-        format!("<{parquet}> <http://www.w3.org/ns/dcat#downloadURL> <{}>", listed[0]),
+        format!("<{parquet}> <http://www.w3.org/ns/dcat#downloadURL> <{first_file}>"),
         format!(
             "<{parquet}> <http://www.w3.org/ns/dcat#byteSize> \"{parquet_bytes}\"^^<http://www.w3.org/2001/XMLSchema#decimal>"
         ),
@@ -554,7 +672,7 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         );
     }
     let r = get(
-        &app,
+        app,
         &format!("{base}/v1/opendata/catalog"),
         &[("Accept", "application/xml")],
     )
@@ -563,13 +681,18 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
     assert_eq!(header(&r, "content-type"), "application/problem+json");
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["status"], 406);
+    s.finish().await;
+}
 
-    // ---- runs ----
+#[tokio::test]
+async fn export_runs_are_listed_per_dataset() {
+    let s = seeded().await;
+    let app = &s.app;
     let (status, runs) = app
         .get_json(&format!("/v1/opendata/runs?dataset={DATASET}"))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(runs, json!({"total_count": 1, "items": [expected_run]}));
+    assert_eq!(runs, json!({"total_count": 1, "items": [s.expected_run()]}));
     let (_, runs) = app
         .get_json("/v1/opendata/runs?dataset=parking_hourly")
         .await;
@@ -583,8 +706,5 @@ async fn opendata_api_serves_catalogue_datasets_manifests_and_files() {
         ("/v1/opendata/runs?since=x", "since"),
     ])
     .await;
-
-    app.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&outside);
+    s.finish().await;
 }

@@ -29,7 +29,7 @@ use crate::workload;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, DurationRound, Utc};
 use publisher::Publisher;
-pub use report::{Outcome, Report};
+pub use report::{Outcome, Report, Tally};
 pub use scenarios::Scenario;
 use sqlx::{Connection, PgConnection};
 use std::path::PathBuf;
@@ -449,7 +449,9 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out.caught_up_s = Some(fault.end.elapsed().as_secs_f64());
-    // Anything still arriving (a redelivery stored twice would show now).
+    // Anything still arriving (a redelivery stored twice would show now). Not a wait for a
+    // signal: there is no signal for "nothing more comes"; this is a quiet period of 1 s in
+    // which a late duplicate would be stored and counted below.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let m = monitor.stop().await;
     out.recovery_s = m.recovery_after(fault.end, fault.backlog);

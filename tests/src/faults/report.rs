@@ -57,6 +57,18 @@ pub struct Outcome {
     pub log_tail: String,
 }
 
+/// A run's counts (see [`Outcome`] for each field); [`Outcome::expected`] is the rule they are
+/// held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub sent: u64,
+    pub stored: u64,
+    pub readings: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+}
+
 impl Outcome {
     pub fn new(scenario: Scenario, run: usize, n: u64) -> Outcome {
         Outcome {
@@ -106,41 +118,81 @@ impl Outcome {
         self.unexpected = c.unexpected;
     }
 
-    /// What the counts say is wrong. Loss counts only for required scenarios; duplicates,
-    /// unexpected keys and readings that do not match the stored uplinks always do.
+    /// What the database and the publisher showed, in the order the table prints it.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            sent: self.sent,
+            stored: self.stored,
+            readings: self.readings,
+            lost: self.lost,
+            duplicated: self.duplicated,
+            unexpected: self.unexpected,
+        }
+    }
+
+    /// The one rule for a run's counts: what [`Outcome::tally`] must equal. The verdict
+    /// ([`Outcome::count_problems`], [`Outcome::passed`]), the console line, the table and
+    /// `tests/tests/faults.rs` all go by it.
+    ///
+    /// - A required scenario: the broker acknowledged all N; the only loss allowed is in the
+    ///   broker's PUBACK-before-save window ([`Scenario::broker_ack_window`]: messages
+    ///   Mosquitto acknowledged just before its SIGKILL and never saved), so `lost` must equal
+    ///   `lost_in_broker_window` (0 for every scenario but `broker_sigkill`).
+    /// - A scenario that measures an upstream limit (not required): loss is measured, not
+    ///   judged; `sent` and `lost` are taken as they are.
+    /// - Always: every sent key not lost is stored once, exactly 3 readings per stored uplink,
+    ///   nothing stored twice, nothing stored that was never sent.
+    pub fn expected(&self) -> Tally {
+        let (sent, lost) = if self.required {
+            (self.n, self.lost_in_broker_window)
+        } else {
+            (self.sent, self.lost)
+        };
+        let stored = self.n.saturating_sub(lost);
+        Tally {
+            sent,
+            stored,
+            readings: readings_for(stored),
+            lost,
+            duplicated: 0,
+            unexpected: 0,
+        }
+    }
+
+    /// Where [`Outcome::tally`] differs from [`Outcome::expected`], in words; empty exactly
+    /// when they are equal.
     pub fn count_problems(&self) -> Vec<String> {
+        let (got, want) = (self.tally(), self.expected());
         let mut p = Vec::new();
-        if self.required {
-            if self.sent != self.n {
-                p.push(format!(
-                    "the broker acknowledged {} of {}",
-                    self.sent, self.n
-                ));
-            }
-            let ours = self.lost.saturating_sub(self.lost_in_broker_window);
-            if ours > 0 {
-                p.push(format!(
-                    "{ours} uplinks lost (besides {} in the broker's PUBACK-before-save window)",
-                    self.lost_in_broker_window
-                ));
-            }
-        }
-        if self.duplicated > 0 {
-            p.push(format!("{} rows stored twice", self.duplicated));
-        }
-        if self.unexpected > 0 {
+        if got.sent != want.sent {
             p.push(format!(
-                "{} stored uplinks were never sent",
-                self.unexpected
+                "the broker acknowledged {} of {}",
+                got.sent, self.n
             ));
         }
-        if self.readings != readings_for(self.stored) {
+        if got.lost != want.lost {
+            p.push(format!(
+                "{} uplinks lost (besides {} in the broker's PUBACK-before-save window)",
+                got.lost.saturating_sub(self.lost_in_broker_window),
+                self.lost_in_broker_window
+            ));
+        }
+        if got.duplicated > 0 {
+            p.push(format!("{} rows stored twice", got.duplicated));
+        }
+        if got.unexpected > 0 {
+            p.push(format!("{} stored uplinks were never sent", got.unexpected));
+        }
+        if got.readings != readings_for(got.stored) {
             p.push(format!(
                 "{} readings for {} uplinks (want {})",
-                self.readings,
-                self.stored,
-                readings_for(self.stored)
+                got.readings,
+                got.stored,
+                readings_for(got.stored)
             ));
+        }
+        if p.is_empty() && got != want {
+            p.push(format!("counts {got:?}, want {want:?}"));
         }
         p
     }
@@ -445,4 +497,74 @@ fn git_commit() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `broker_sigkill` run of 100 with `lost` uplinks, `in_window` of them acknowledged by
+    /// the broker just before the kill.
+    fn run(lost: u64, in_window: u64) -> Outcome {
+        let mut o = Outcome::new(Scenario::BrokerSigkill, 1, 100);
+        o.sent = 100;
+        o.stored = 100 - lost;
+        o.readings = readings_for(100 - lost);
+        o.lost = lost;
+        o.lost_in_broker_window = in_window;
+        o
+    }
+
+    #[test]
+    fn loss_in_the_broker_window_is_the_only_loss_a_required_run_may_show() {
+        let clean = run(0, 0);
+        assert!(clean.passed(), "{:?}", clean.count_problems());
+        assert_eq!(clean.expected(), clean.tally());
+
+        let broker = run(1, 1);
+        assert!(broker.passed(), "{:?}", broker.count_problems());
+        assert_eq!(
+            broker.expected(),
+            Tally {
+                sent: 100,
+                stored: 99,
+                readings: 297,
+                lost: 1,
+                duplicated: 0,
+                unexpected: 0
+            }
+        );
+
+        let ours = run(2, 1);
+        assert!(!ours.passed());
+        assert_eq!(
+            ours.count_problems(),
+            vec!["1 uplinks lost (besides 1 in the broker's PUBACK-before-save window)"]
+        );
+        assert!(ours.summary().starts_with("FAILED"), "{}", ours.summary());
+    }
+
+    #[test]
+    fn a_run_that_measures_an_upstream_limit_is_not_failed_for_loss_but_for_duplicates() {
+        let mut o = Outcome::new(Scenario::ALL[0], 1, 100);
+        o.required = false;
+        o.sent = 90;
+        o.stored = 80;
+        o.readings = readings_for(80);
+        o.lost = 20;
+        assert!(o.passed(), "{:?}", o.count_problems());
+        o.duplicated = 1;
+        assert_eq!(o.count_problems(), vec!["1 rows stored twice"]);
+    }
+
+    #[test]
+    fn a_wrong_count_is_a_problem_even_when_no_message_names_it() {
+        let mut o = run(0, 0);
+        o.stored = 99;
+        o.readings = readings_for(99);
+        assert_eq!(
+            o.count_problems(),
+            vec![format!("counts {:?}, want {:?}", o.tally(), o.expected())]
+        );
+    }
 }

@@ -163,6 +163,7 @@ impl Scenario {
                 if let Some(mut ing) = rig.take_ingest() {
                     ing.proc.kill().await?;
                 }
+                // The fault: the ingest stays down for 1 s (time passing is the point).
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 rig.start_ingest().await.context("restarting the ingest")?;
             }
@@ -175,11 +176,13 @@ impl Scenario {
             }
             Scenario::BrokerRestart => {
                 rig.broker.terminate().await?;
+                // The fault: the broker stays down for 1 s (time passing is the point).
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 rig.broker.restart().await?;
             }
             Scenario::BrokerSigkill | Scenario::BrokerSigkillUnsaved => {
                 rig.broker.kill().await?;
+                // The fault: the broker stays down for 1 s (time passing is the point).
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 rig.broker.restart().await?;
             }
@@ -187,6 +190,7 @@ impl Scenario {
                 pg.stop().await?;
                 let http = reqwest::Client::new();
                 let until = start + rig.opts.outage;
+                // The fault lasts `outage`; /health is sampled every 2 s meanwhile.
                 while Instant::now() < until {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     if let Some(ing) = rig.ingest.as_ref() {
@@ -211,6 +215,7 @@ impl Scenario {
                 c.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
                     .await?;
                 let before = monitor.stored();
+                // The fault: the lock is held for `lock` (time passing is the point).
                 tokio::time::sleep(rig.opts.lock).await;
                 let during = monitor.stored();
                 c.execute("COMMIT").await?;
@@ -227,6 +232,7 @@ impl Scenario {
                     .as_ref()
                     .context("connection_cut needs the proxy")?;
                 let cut = proxy.cut(refuse);
+                // The fault: the proxy refuses connections for `refuse`.
                 tokio::time::sleep(refuse).await;
                 f.note = format!("{cut} connection(s) reset");
                 if cut == 0 {
