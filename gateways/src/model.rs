@@ -121,16 +121,27 @@ impl FromStr for Dialect {
     }
 }
 
-/// A WGS84 position.
+/// A device or gateway position as a network server reports it. Serialises flat:
+/// `{"lat", "lon", "alt"?, "source"?}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Location {
-    pub lat: f64,
-    pub lon: f64,
+    #[serde(flatten)]
+    pub position: crate::Position,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt: Option<f64>,
     /// Where the position came from, as the network server names it (e.g. `GPS`, `SOURCE_REGISTRY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+impl Location {
+    pub fn lat(&self) -> f64 {
+        self.position.lat()
+    }
+
+    pub fn lon(&self) -> f64 {
+        self.position.lon()
+    }
 }
 
 /// Reception of one uplink by one gateway.
