@@ -48,14 +48,15 @@ impl Axis {
     }
 }
 
-/// Why two numbers are not a WGS84 position.
+/// Why two numbers are not a WGS84 position. Displays as `<lat|lon> <problem>`, e.g.
+/// `lat 95 lies outside -90..90 (WGS84 degrees)`.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum PositionError {
     /// NaN or infinite.
-    #[error("{} must be a finite number", .axis.name())]
+    #[error("{} {}", .axis.name(), self.problem())]
     NotFinite { axis: Axis },
     /// Finite but beyond ±90° (latitude) or ±180° (longitude).
-    #[error("{} {value} lies outside -{limit}..{limit} (WGS84 degrees)", .axis.name(), limit = .axis.limit())]
+    #[error("{} {}", .axis.name(), self.problem())]
     OutOfRange { axis: Axis, value: f64 },
 }
 
@@ -64,6 +65,18 @@ impl PositionError {
     pub fn axis(&self) -> Axis {
         match self {
             PositionError::NotFinite { axis } | PositionError::OutOfRange { axis, .. } => *axis,
+        }
+    }
+
+    /// The message without the coordinate's name, for errors that name it elsewhere (an HTTP
+    /// parameter, a field).
+    pub fn problem(&self) -> String {
+        match self {
+            PositionError::NotFinite { .. } => "must be a finite number".into(),
+            PositionError::OutOfRange { axis, value } => format!(
+                "{value} lies outside -{limit}..{limit} (WGS84 degrees)",
+                limit = axis.limit()
+            ),
         }
     }
 }
