@@ -40,6 +40,7 @@ pub fn round_m(m: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::index::tests::{DORTMUND_HBF, PHOENIX_SEE};
     use super::*;
 
     // ---------- independent reference: Vincenty (1975) inverse on WGS84 ----------
@@ -114,8 +115,6 @@ mod tests {
         }
         sum * h / 3.0
     }
-
-    use super::index::tests::{DORTMUND_HBF, PHOENIX_SEE};
 
     #[test]
     fn distance_matches_vincenty_to_half_a_metre() {

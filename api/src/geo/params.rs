@@ -110,8 +110,6 @@ fn parse_nearest(raw: &str) -> Result<usize, ApiError> {
     }
 }
 
-/// GeoJSON (RFC 7946) Polygon, MultiPolygon, or a Feature whose geometry is one of those →
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -282,6 +280,31 @@ mod tests {
                     );
                 }
                 other => panic!("{query}: expected BadParam, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn body_positions_are_checked_and_name_the_coordinate() {
+        let p = position(51.5, 7.46).unwrap();
+        assert_eq!((p.lat(), p.lon()), (51.5, 7.46));
+        for (lat, lon, param, message) in [
+            (95.0, 7.0, "lat", "95 lies outside -90..90 (WGS84 degrees)"),
+            (
+                51.0,
+                -181.0,
+                "lon",
+                "-181 lies outside -180..180 (WGS84 degrees)",
+            ),
+        ] {
+            match position(lat, lon) {
+                Err(ApiError::BadParam {
+                    param: p,
+                    message: m,
+                }) => {
+                    assert_eq!((p.as_str(), m.as_str()), (param, message))
+                }
+                other => panic!("({lat}, {lon}): expected BadParam, got {other:?}"),
             }
         }
     }
