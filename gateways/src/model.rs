@@ -220,3 +220,22 @@ pub enum Decoded {
         dev_eui: Option<DevEui>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_location_serialises_flat_and_reads_back_checked() {
+        let loc = Location {
+            position: crate::Position::new(51.5, 7.25).unwrap(),
+            alt: Some(90.0),
+            source: None,
+        };
+        let text = serde_json::to_string(&loc).unwrap();
+        assert_eq!(text, r#"{"lat":51.5,"lon":7.25,"alt":90.0}"#);
+        assert_eq!(serde_json::from_str::<Location>(&text).unwrap(), loc);
+        assert!(serde_json::from_str::<Location>(r#"{"lat":51.5,"lon":190}"#).is_err());
+    }
+}
