@@ -176,4 +176,15 @@ mod tests {
             "invalid visibility: 'secret' is not one of public, private"
         );
     }
+
+    #[cfg(feature = "utoipa")]
+    #[test]
+    fn the_openapi_schema_lists_the_serde_names() {
+        use utoipa::PartialSchema;
+        let kind = serde_json::to_value(DeviceKind::schema()).unwrap();
+        let names: Vec<&str> = DeviceKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kind["enum"], serde_json::json!(names));
+        let vis = serde_json::to_value(Visibility::schema()).unwrap();
+        assert_eq!(vis["enum"], serde_json::json!(["public", "private"]));
+    }
 }
