@@ -500,10 +500,7 @@ async fn put_device(
     }
     let location = match (b.lat, b.lon) {
         (None, None) => None,
-        (Some(lat), Some(lon)) => {
-            crate::geo::check_wgs84(lat, lon)?;
-            Some((lat, lon))
-        }
+        (Some(lat), Some(lon)) => Some(crate::geo::position(lat, lon)?),
         _ => return Err(ApiError::bad("lat", "give both lat and lon, or neither")),
     };
     if let Some(c) = &b.codec {

@@ -166,7 +166,7 @@ mod tests {
     use axum::{Json, Router};
     use http_body_util::BodyExt;
     use stadtpuls_config::Settings;
-    use stadtpuls_ingest::SystemClock;
+    use stadtpuls_store::clock::SystemClock;
     use std::sync::Arc;
     use tower::ServiceExt;
 

@@ -55,7 +55,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     let db_ok = st.store.ping().await.is_ok();
     let ingest = st.ingest.as_ref().map(|h| h.to_json());
     let ingest_ok = st.ingest.as_ref().is_none_or(|h| {
-        h.mqtt_state() == stadtpuls_ingest::MqttState::Connected && !h.db_failing()
+        h.mqtt_state() == stadtpuls_store::health::MqttState::Connected && !h.db_failing()
     });
     let status = match (db_ok, ingest_ok) {
         (true, true) => "ok",

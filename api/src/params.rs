@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
-use stadtpuls_gateways::{DevEui, Quantity};
+use stadtpuls_gateways::{Axis, DevEui, Quantity};
 use stadtpuls_store::BBox;
 use std::collections::HashMap;
 
@@ -111,13 +111,14 @@ impl Params {
         if parts.iter().any(|p| !p.is_finite()) {
             return Err(ApiError::bad("bbox", "coordinates must be finite numbers"));
         }
-        if !(-180.0..=180.0).contains(&min_lon) || !(-180.0..=180.0).contains(&max_lon) {
+        let outside = |axis: Axis, a: f64, b: f64| axis.check(a).is_err() || axis.check(b).is_err();
+        if outside(Axis::Lon, min_lon, max_lon) {
             return Err(ApiError::bad(
                 "bbox",
                 "longitudes must lie within -180..180 (WGS84)",
             ));
         }
-        if !(-90.0..=90.0).contains(&min_lat) || !(-90.0..=90.0).contains(&max_lat) {
+        if outside(Axis::Lat, min_lat, max_lat) {
             return Err(ApiError::bad(
                 "bbox",
                 "latitudes must lie within -90..90 (WGS84)",

@@ -13,6 +13,7 @@ use crate::registry;
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use serde_json::{Map, Value};
+use stadtpuls_gateways::{geojson, Position};
 use stadtpuls_store::{Building, ParkingSite, Room};
 use std::path::Path;
 
@@ -36,36 +37,24 @@ pub fn read_file(path: &Path) -> anyhow::Result<Places> {
 
 /// GeoJSON when the text starts with `{`, CSV otherwise.
 pub fn parse(text: &str) -> anyhow::Result<Places> {
-    let records: Vec<(String, Map<String, Value>, Option<Value>)> =
-        if text.trim_start().starts_with('{') {
-            registry::features(text)?
-                .into_iter()
-                .enumerate()
-                .filter(registry_is_place)
-                .map(|(i, mut f)| {
-                    let props = match f.get_mut("properties").map(Value::take) {
-                        Some(Value::Object(m)) => m,
-                        _ => bail!("feature {i}: no properties"),
-                    };
-                    let geometry = f
-                        .get_mut("geometry")
-                        .map(Value::take)
-                        .filter(|g| !g.is_null());
-                    Ok((format!("feature {i}"), props, geometry))
-                })
-                .collect::<anyhow::Result<_>>()?
-        } else {
-            csv_records(text)?
-        };
+    let records: Vec<Record> = if text.trim_start().starts_with('{') {
+        registry::features(text)?
+            .into_iter()
+            .filter(registry::is_place)
+            .map(|f| {
+                // A place has properties: `is_place` found `place_type` in them.
+                let props = f.properties.unwrap_or_default();
+                (format!("feature {}", f.index), props, f.geometry)
+            })
+            .collect()
+    } else {
+        csv_records(text)?
+    };
     let mut places = Places::default();
     for (what, props, geometry) in records {
         add(&mut places, &props, geometry).with_context(|| what.clone())?;
     }
     Ok(places)
-}
-
-fn registry_is_place((_, f): &(usize, Value)) -> bool {
-    registry::is_place(f)
 }
 
 fn csv_records(text: &str) -> anyhow::Result<Vec<Record>> {
@@ -129,39 +118,14 @@ fn number(props: &Map<String, Value>, key: &str) -> anyhow::Result<Option<f64>> 
 }
 
 /// The point of a place: a Point geometry, or `lat`/`lon` properties.
-fn point(
-    props: &Map<String, Value>,
-    geometry: Option<&Value>,
-) -> anyhow::Result<Option<(f64, f64)>> {
-    if let Some(g) = geometry.filter(|g| g.get("type").and_then(Value::as_str) == Some("Point")) {
-        let c = g
-            .get("coordinates")
-            .and_then(Value::as_array)
-            .ok_or_else(|| anyhow!("Point without coordinates"))?;
-        return match (
-            c.first().and_then(Value::as_f64),
-            c.get(1).and_then(Value::as_f64),
-        ) {
-            (Some(lon), Some(lat)) => Ok(Some(check(lat, lon)?)),
-            _ => bail!("coordinates must be [lon, lat]"),
-        };
+fn point(props: &Map<String, Value>, geometry: Option<&Value>) -> anyhow::Result<Option<Position>> {
+    if let Some(g) = geometry.filter(|g| geojson::type_of(g) == Some("Point")) {
+        return Ok(Some(geojson::point(g, "geometry.")?));
     }
     match (number(props, "lat")?, number(props, "lon")?) {
-        (Some(lat), Some(lon)) => Ok(Some(check(lat, lon)?)),
+        (Some(lat), Some(lon)) => Ok(Some(registry::position(lat, lon)?)),
         (None, None) => Ok(None),
         _ => bail!("give both lat and lon or neither"),
-    }
-}
-
-fn check(lat: f64, lon: f64) -> anyhow::Result<(f64, f64)> {
-    if lat.is_finite()
-        && lon.is_finite()
-        && (-90.0..=90.0).contains(&lat)
-        && (-180.0..=180.0).contains(&lon)
-    {
-        Ok((lat, lon))
-    } else {
-        bail!("position lat={lat} lon={lon} is outside WGS84")
     }
 }
 
@@ -173,15 +137,12 @@ fn add(
     match text(props, "place_type") {
         Some("parking_site") => {
             let outline = match geometry {
-                Some(g)
-                    if matches!(
-                        g.get("type").and_then(Value::as_str),
-                        Some("Polygon" | "MultiPolygon")
-                    ) =>
-                {
+                Some(g) if matches!(geojson::type_of(&g), Some("Polygon" | "MultiPolygon")) => {
+                    // The same reader (and rules) as the API's outlines and search areas.
+                    geojson::polygons(&g).map_err(|e| anyhow!("geometry.{e}"))?;
                     Some(g)
                 }
-                Some(g) if g.get("type").and_then(Value::as_str) == Some("Point") => {
+                Some(g) if geojson::type_of(&g) == Some("Point") => {
                     return add_site(places, props, Some(&g), None);
                 }
                 Some(g) => bail!(
@@ -197,8 +158,8 @@ fn add(
             places.buildings.push(Building {
                 id: required(props, "id")?,
                 name: required(props, "name")?,
-                lat: p.map(|p| p.0),
-                lon: p.map(|p| p.1),
+                lat: p.map(Position::lat),
+                lon: p.map(Position::lon),
                 address: text(props, "address").map(String::from),
             });
             Ok(())
@@ -224,7 +185,7 @@ fn add_site(
     point_geometry: Option<&Value>,
     outline: Option<Value>,
 ) -> anyhow::Result<()> {
-    let (lat, lon) = point(props, point_geometry)?
+    let at = point(props, point_geometry)?
         .ok_or_else(|| anyhow!("a parking site needs a Point geometry or lat/lon properties"))?;
     let capacity =
         number(props, "capacity")?.ok_or_else(|| anyhow!("property capacity is missing"))?;
@@ -237,8 +198,8 @@ fn add_site(
         site_type: required(props, "type")?,
         purpose: text(props, "purpose").unwrap_or("CAR").to_string(),
         capacity: capacity as i32,
-        lat,
-        lon,
+        lat: at.lat(),
+        lon: at.lon(),
         geometry: outline,
         address: text(props, "address").map(String::from),
         operator_name: text(props, "operator_name").map(String::from),
@@ -336,6 +297,14 @@ mod tests {
             (
                 "place_type,id,name,lat,lon\nbuilding,b,B,95,7\n".to_string(),
                 "outside WGS84",
+            ),
+            (
+                r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[7.46,51.51],[7.47,51.51],[7.47,51.52],[7.46,51.52]]]},"properties":{"place_type":"parking_site","uid":"x","name":"X","type":"CAR_PARK","capacity":3,"lat":51.5,"lon":7.4}}]}"#.to_string(),
+                "feature 0: geometry.coordinates[0]: ring is not closed",
+            ),
+            (
+                r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[7.4,95]},"properties":{"place_type":"building","id":"b","name":"B"}}]}"#.to_string(),
+                "feature 0: geometry.coordinates: latitude 95 lies outside -90..90",
             ),
         ];
         for (text, needle) in cases {

@@ -9,8 +9,9 @@
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 use stadtpuls_gateways::codecs::Codec;
-use stadtpuls_gateways::DevEui;
-use stadtpuls_store::{DeviceKind, NewDevice, Visibility};
+use stadtpuls_gateways::geojson::{self, Feature};
+use stadtpuls_gateways::{DevEui, DeviceKind, Position, Visibility};
+use stadtpuls_store::NewDevice;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -43,7 +44,7 @@ struct Fields<'a> {
     kind: Option<&'a str>,
     codec: Option<&'a str>,
     visibility: Option<&'a str>,
-    location: Option<(f64, f64)>,
+    location: Option<Position>,
     site_id: Option<&'a str>,
     building_id: Option<&'a str>,
     room_id: Option<&'a str>,
@@ -67,15 +68,6 @@ fn build(f: Fields<'_>) -> anyhow::Result<NewDevice> {
         Some(v) => v.parse::<Visibility>()?,
         None => Visibility::Private,
     };
-    if let Some((lat, lon)) = f.location {
-        if !(-90.0..=90.0).contains(&lat)
-            || !(-180.0..=180.0).contains(&lon)
-            || !lat.is_finite()
-            || !lon.is_finite()
-        {
-            bail!("position lat={lat} lon={lon} is outside WGS84");
-        }
-    }
     let opt = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
     Ok(NewDevice {
         dev_eui,
@@ -90,56 +82,41 @@ fn build(f: Fields<'_>) -> anyhow::Result<NewDevice> {
     })
 }
 
-/// The features of a GeoJSON FeatureCollection.
-pub fn features(text: &str) -> anyhow::Result<Vec<Value>> {
-    let mut v: Value = serde_json::from_str(text).context("not valid JSON")?;
-    if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
-        bail!("expected a GeoJSON FeatureCollection");
-    }
-    match v.get_mut("features").map(Value::take) {
-        Some(Value::Array(a)) => Ok(a),
-        _ => bail!("FeatureCollection without 'features'"),
-    }
+/// The features of a GeoJSON FeatureCollection (the shared reader; errors name the JSON path).
+pub fn features(text: &str) -> anyhow::Result<Vec<Feature>> {
+    Ok(geojson::feature_collection(text)?)
 }
 
 /// True for registry features that describe a place rather than a device.
-pub fn is_place(feature: &Value) -> bool {
+pub fn is_place(feature: &Feature) -> bool {
     feature
-        .get("properties")
-        .and_then(|p| p.get("place_type"))
-        .is_some()
+        .properties
+        .as_ref()
+        .is_some_and(|p| p.contains_key("place_type"))
+}
+
+/// A position read from numbers (CSV columns, `lat`/`lon` properties).
+pub fn position(lat: f64, lon: f64) -> anyhow::Result<Position> {
+    Position::new(lat, lon).map_err(|_| anyhow!("position lat={lat} lon={lon} is outside WGS84"))
 }
 
 fn parse_geojson(text: &str) -> anyhow::Result<Vec<NewDevice>> {
     features(text)?
         .iter()
-        .enumerate()
-        .filter(|(_, f)| !is_place(f))
-        .map(|(i, f)| {
+        .filter(|f| !is_place(f))
+        .map(|f| {
+            let i = f.index;
             let props = f
-                .get("properties")
-                .and_then(Value::as_object)
+                .properties
+                .as_ref()
                 .ok_or_else(|| anyhow!("feature {i}: no properties"))?;
             let s = |k: &str| props.get(k).and_then(Value::as_str);
-            let location = match f.get("geometry") {
-                None | Some(Value::Null) => None,
-                Some(g) => {
-                    if g.get("type").and_then(Value::as_str) != Some("Point") {
-                        bail!("feature {i}: geometry must be a Point");
-                    }
-                    let c = g
-                        .get("coordinates")
-                        .and_then(Value::as_array)
-                        .ok_or_else(|| anyhow!("feature {i}: Point without coordinates"))?;
-                    match (
-                        c.first().and_then(Value::as_f64),
-                        c.get(1).and_then(Value::as_f64),
-                    ) {
-                        (Some(lon), Some(lat)) => Some((lat, lon)),
-                        _ => bail!("feature {i}: coordinates must be [lon, lat]"),
-                    }
-                }
-            };
+            let location = f
+                .geometry
+                .as_ref()
+                .map(|g| geojson::point(g, "geometry."))
+                .transpose()
+                .with_context(|| format!("feature {i}"))?;
             let dev_eui =
                 s("dev_eui").ok_or_else(|| anyhow!("feature {i}: property dev_eui missing"))?;
             build(Fields {
@@ -180,7 +157,9 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<NewDevice>> {
                 .transpose()
         };
         let location = match (num(lat_col, "lat")?, num(lon_col, "lon")?) {
-            (Some(lat), Some(lon)) => Some((lat, lon)),
+            (Some(lat), Some(lon)) => {
+                Some(position(lat, lon).with_context(|| format!("line {line}"))?)
+            }
             (None, None) => None,
             _ => bail!("line {line}: give both lat and lon or neither"),
         };
@@ -220,7 +199,7 @@ mod tests {
         let b = parse(csv).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].dev_eui.to_string(), "70b3d57ed0000001");
-        assert_eq!(a[0].location, Some((51.5136, 7.4653)));
+        assert_eq!(a[0].location, Some(Position::new(51.5136, 7.4653).unwrap()));
         assert_eq!(a[0].kind, DeviceKind::ParkingBay);
         assert_eq!(a[0].visibility, Visibility::Public);
         assert_eq!(a[0].site_id.as_deref(), Some("hbf"));
@@ -246,6 +225,14 @@ mod tests {
                 "Point",
             ),
             ("name\nx\n", "dev_eui"),
+            (
+                r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[181,51]},"properties":{"dev_eui":"0102030405060708"}}]}"#,
+                "feature 0: geometry.coordinates: longitude 181 lies outside -180..180",
+            ),
+            (
+                r#"{"type":"Feature"}"#,
+                "type: expected a GeoJSON FeatureCollection",
+            ),
         ];
         for (text, needle) in cases {
             let err = format!("{:#}", parse(text).unwrap_err());

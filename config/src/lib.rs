@@ -4,7 +4,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use stadtpuls_gateways::{Dialect, Quantity};
+use stadtpuls_gateways::{DeviceKind, Dialect, Quantity};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -396,19 +396,6 @@ impl Default for BuildingSettings {
     }
 }
 
-/// The device kinds of the registry (the store's `device_kind` enum; a test in the API crate
-/// checks the two agree).
-pub const DEVICE_KINDS: &[&str] = &[
-    "parking_bay",
-    "parking_counter",
-    "room_climate",
-    "desk_occupancy",
-    "people_counter",
-    "outdoor_climate",
-    "air_quality",
-    "other",
-];
-
 /// Operator views of the device fleet.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -416,7 +403,7 @@ pub struct DeviceSettings {
     /// `status=silent` lists devices not heard for this long (minutes), unless their kind has
     /// its own window below.
     pub silent_after_minutes: u32,
-    /// Per-kind silence windows (minutes), keyed by kind name ([`DEVICE_KINDS`]).
+    /// Per-kind silence windows (minutes), keyed by kind name ([`DeviceKind`]).
     pub silent_after_minutes_by_kind: BTreeMap<String, u32>,
 }
 
@@ -545,10 +532,11 @@ impl Settings {
             ));
         }
         let quantities: Vec<&str> = Quantity::ALL.iter().map(|q| q.name()).collect();
+        let kinds: Vec<&str> = DeviceKind::ALL.iter().map(|k| k.as_str()).collect();
         let mut seen = std::collections::BTreeSet::new();
         for (i, d) in o.datasets.iter().enumerate() {
             let key = |k: &str| format!("opendata.datasets[{i}].{k}");
-            d.check(DEVICE_KINDS, &quantities)
+            d.check(&kinds, &quantities)
                 .map_err(|(k, problem)| bad(key(&k), format!("dataset '{}': {problem}", d.name)))?;
             if !seen.insert(d.name.as_str()) {
                 return Err(bad(key("name"), format!("'{}' is used twice", d.name)));
@@ -608,12 +596,12 @@ impl Settings {
         }
         for (kind, minutes) in &self.devices.silent_after_minutes_by_kind {
             let key = format!("devices.silent_after_minutes_by_kind.{kind}");
-            if !DEVICE_KINDS.contains(&kind.as_str()) {
+            if kind.parse::<DeviceKind>().is_err() {
                 return Err(bad(
                     &key,
                     format!(
                         "unknown device kind; expected one of {}",
-                        DEVICE_KINDS.join(", ")
+                        DeviceKind::names()
                     ),
                 ));
             }

@@ -210,7 +210,7 @@ fn up(msg: &Value, topic: &ChirpstackTopic<'_>, ctx: &Ctx<'_>) -> Result<Uplink,
                 .location
                 .as_ref()
                 .and_then(WireLocation::to_location)
-                .filter(|l| l.lat != 0.0 || l.lon != 0.0),
+                .filter(|l| l.lat() != 0.0 || l.lon() != 0.0),
         })
         .collect();
     let lora = ev.tx_info.lora.unwrap_or_default();
@@ -271,7 +271,9 @@ fn location(
     let location = ev
         .location
         .as_ref()
-        .and_then(WireLocation::to_location)
+        .map(|l| l.checked("location"))
+        .transpose()?
+        .flatten()
         .ok_or(DecodeError::MissingField("location.latitude"))?;
     Ok(DeviceEvent::Location {
         dev_eui: dev_eui(ev.dev_eui.as_deref(), topic)?,

@@ -227,7 +227,9 @@ fn location(
     let location = ev
         .location
         .as_ref()
-        .and_then(WireLocation::to_location)
+        .map(|l| l.checked("location"))
+        .transpose()?
+        .flatten()
         .ok_or(DecodeError::MissingField("location.latitude"))?;
     Ok(DeviceEvent::Location {
         dev_eui: dev_eui(&ev.device_info, topic)?,

@@ -1,21 +1,32 @@
 //! Pure decoding of what LoRaWAN network servers publish: (dialect, topic, payload bytes) →
 //! canonical [`Uplink`] or [`DeviceEvent`]; device payload codecs; key → quantity mapping.
+//! It is also the home of the domain types every layer shares: the checked WGS84
+//! [`Position`], the registry's [`DeviceKind`] and [`Visibility`], and the one GeoJSON reader
+//! ([`geojson`]).
 //!
-//! Invariant: this crate does no IO and depends on no async runtime or database crate.
+//! Invariant: this crate does no IO, never reads the clock, and depends on no async runtime or
+//! database crate (the optional `sqlx` feature, enabled by the store only, derives the
+//! PostgreSQL enum mappings; `utoipa` derives OpenAPI schemas for the API).
 
 mod chirpstack_v3;
 mod chirpstack_v4;
 pub mod codecs;
+mod device;
+pub mod geojson;
 pub mod mapping;
 mod model;
+mod position;
 pub mod quantity;
 mod sniff;
 mod tts_v3;
 mod wire;
 
 pub use codecs::{decode_payload, Codec, CodecError};
+pub use device::{DeviceKind, UnknownName, Visibility};
+pub use geojson::GeoJsonError;
 pub use mapping::{KeyTable, Mapped, Reading};
 pub use model::*;
+pub use position::{Axis, Position, PositionError};
 pub use quantity::Quantity;
 
 use chrono::{DateTime, Utc};

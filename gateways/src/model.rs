@@ -121,16 +121,27 @@ impl FromStr for Dialect {
     }
 }
 
-/// A WGS84 position.
+/// A device or gateway position as a network server reports it. Serialises flat:
+/// `{"lat", "lon", "alt"?, "source"?}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Location {
-    pub lat: f64,
-    pub lon: f64,
+    #[serde(flatten)]
+    pub position: crate::Position,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt: Option<f64>,
     /// Where the position came from, as the network server names it (e.g. `GPS`, `SOURCE_REGISTRY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+impl Location {
+    pub fn lat(&self) -> f64 {
+        self.position.lat()
+    }
+
+    pub fn lon(&self) -> f64 {
+        self.position.lon()
+    }
 }
 
 /// Reception of one uplink by one gateway.
@@ -208,4 +219,23 @@ pub enum Decoded {
         kind: &'static str,
         dev_eui: Option<DevEui>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_location_serialises_flat_and_reads_back_checked() {
+        let loc = Location {
+            position: crate::Position::new(51.5, 7.25).unwrap(),
+            alt: Some(90.0),
+            source: None,
+        };
+        let text = serde_json::to_string(&loc).unwrap();
+        assert_eq!(text, r#"{"lat":51.5,"lon":7.25,"alt":90.0}"#);
+        assert_eq!(serde_json::from_str::<Location>(&text).unwrap(), loc);
+        assert!(serde_json::from_str::<Location>(r#"{"lat":51.5,"lon":190}"#).is_err());
+    }
 }

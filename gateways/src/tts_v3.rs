@@ -310,7 +310,9 @@ fn location_solved(env: Envelope, ctx: &Ctx<'_>) -> Result<DeviceEvent, DecodeEr
     let mut location = solved
         .location
         .as_ref()
-        .and_then(WireLocation::to_location)
+        .map(|l| l.checked("location_solved.location"))
+        .transpose()?
+        .flatten()
         .ok_or(DecodeError::MissingField(
             "location_solved.location.latitude",
         ))?;

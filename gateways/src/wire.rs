@@ -1,7 +1,7 @@
 //! Helpers shared by the dialect modules: JSON parsing, timestamps, base64, topics and
 //! small conversions from wire shapes into canonical types.
 
-use crate::{DecodeError, DevEui, Location};
+use crate::{DecodeError, DevEui, Location, Position};
 use base64::Engine as _;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::de::DeserializeOwned;
@@ -243,14 +243,29 @@ pub(crate) struct WireLocation {
 }
 
 impl WireLocation {
-    /// Canonical location, or `None` unless both latitude and longitude are given.
+    /// Canonical location, or `None` unless both latitude and longitude are given and form a
+    /// WGS84 position (a gateway or uplink position that is not one is left out).
     pub fn to_location(&self) -> Option<Location> {
-        Some(Location {
-            lat: self.latitude.filter(|v| v.is_finite())?,
-            lon: self.longitude.filter(|v| v.is_finite())?,
-            alt: self.altitude.filter(|v| v.is_finite()),
+        self.checked("location").ok().flatten()
+    }
+
+    /// Like [`WireLocation::to_location`], but a position outside WGS84 is an error naming
+    /// `field` (for location events, where the position is the whole message).
+    pub fn checked(&self, field: &'static str) -> Result<Option<Location>, DecodeError> {
+        let finite = |v: &f64| v.is_finite();
+        let (Some(lat), Some(lon)) = (self.latitude.filter(finite), self.longitude.filter(finite))
+        else {
+            return Ok(None);
+        };
+        let position = Position::new(lat, lon).map_err(|e| DecodeError::InvalidField {
+            field,
+            problem: e.to_string(),
+        })?;
+        Ok(Some(Location {
+            position,
+            alt: self.altitude.filter(finite),
             source: self.source.clone().filter(|s| !s.is_empty()),
-        })
+        }))
     }
 }
 

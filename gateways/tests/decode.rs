@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use stadtpuls_gateways::{
     decode, DecodeError, Decoded, DevEui, DeviceEvent, Dialect, GatewayRx, Location, NetworkServer,
-    Uplink,
+    Position, Uplink,
 };
 use std::path::Path;
 
@@ -69,8 +69,7 @@ fn gw(id: &str, rssi: Option<f64>, snr: Option<f64>, location: Option<Location>)
 
 fn loc(lat: f64, lon: f64, alt: Option<f64>, source: Option<&str>) -> Location {
     Location {
-        lat,
-        lon,
+        position: Position::new(lat, lon).unwrap(),
         alt,
         source: source.map(str::to_string),
     }
@@ -220,8 +219,7 @@ fn chirpstack_v4_up_times_object_and_gateway_location() {
     assert_eq!(
         up.gateways[0].location,
         Some(Location {
-            lat: 52.5,
-            lon: 13.4,
+            position: Position::new(52.5, 13.4).unwrap(),
             alt: Some(40.0),
             source: Some("CONFIG".into())
         })
@@ -324,8 +322,7 @@ fn chirpstack_v4_events() {
     let location = Decoded::Event(DeviceEvent::Location {
         dev_eui: eui("0101010101010101"),
         location: Location {
-            lat: 37.344214,
-            lon: -8.839375,
+            position: Position::new(37.344214, -8.839375).unwrap(),
             alt: Some(2.0),
             source: None,
         },
@@ -508,13 +505,25 @@ fn chirpstack_v3_events() {
         Ok(Decoded::Event(DeviceEvent::Location {
             dev_eui: eui("0202020202020202"),
             location: Location {
-                lat: 1.5,
-                lon: 2.5,
+                position: Position::new(1.5, 2.5).unwrap(),
                 alt: None,
                 source: None
             },
             at: None,
         }))
+    );
+    // A position outside WGS84 is not a location: the event is rejected, naming the field.
+    let far = json!({"devEUI": "AgICAgICAgI=", "location": {"latitude": 95.0, "longitude": 2.5}});
+    assert_eq!(
+        run(
+            Dialect::ChirpstackV3,
+            &format!("{V3_TOPIC}location"),
+            far.to_string().as_bytes()
+        ),
+        Err(DecodeError::InvalidField {
+            field: "location",
+            problem: "lat 95 lies outside -90..90 (WGS84 degrees)".into()
+        })
     );
     for kind in ["ack", "txack", "error", "integration"] {
         assert_eq!(
@@ -718,8 +727,7 @@ fn tts_v3_device_locations_and_eui_from_device_id() {
     assert_eq!(
         up.device_location,
         Some(Location {
-            lat: 52.52,
-            lon: 13.405,
+            position: Position::new(52.52, 13.405).unwrap(),
             alt: Some(34.0),
             source: Some("SOURCE_REGISTRY".into())
         })
@@ -732,8 +740,7 @@ fn tts_v3_device_locations_and_eui_from_device_id() {
     assert_eq!(
         up.device_location,
         Some(Location {
-            lat: 1.0,
-            lon: 2.0,
+            position: Position::new(1.0, 2.0).unwrap(),
             alt: None,
             source: Some("frm-payload".into())
         })
@@ -863,8 +870,7 @@ fn tts_v3_other_messages() {
         Ok(Decoded::Event(DeviceEvent::Location {
             dev_eui: eui("0004a30b001c0530"),
             location: Location {
-                lat: 52.1,
-                lon: 4.9,
+                position: Position::new(52.1, 4.9).unwrap(),
                 alt: None,
                 source: Some("lora-cloud-geolocation".into())
             },

@@ -11,20 +11,17 @@
 //! - retention: drops old chunks on a timer.
 
 pub mod directory;
-pub mod health;
 pub mod mqtt;
 pub mod pipeline;
 pub mod writer;
 
-pub use health::{IngestHealth, MqttState};
+pub use stadtpuls_store::health::{IngestHealth, MqttState};
 
-use chrono::{DateTime, Utc};
 use stadtpuls_config::Settings;
 use stadtpuls_gateways::{KeyTable, Quantity};
 use stadtpuls_store::{RetentionPolicy, Store};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use stadtpuls_store::clock::{Clock, SystemClock};
@@ -43,15 +40,6 @@ pub enum IngestError {
     Task(String),
 }
 
-/// A reading that was just committed, for live consumers (SSE, in-memory views).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CommittedReading {
-    pub dev_eui: stadtpuls_gateways::DevEui,
-    pub quantity: Quantity,
-    pub observed_at: DateTime<Utc>,
-    pub value: f64,
-}
-
 /// Everything the ingest tasks share. Passed in, never global.
 #[derive(Debug, Clone)]
 pub struct IngestContext {
@@ -60,8 +48,6 @@ pub struct IngestContext {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<IngestHealth>,
     pub keys: Arc<KeyTable>,
-    /// Committed readings are sent here (lagging receivers just miss some).
-    pub committed: broadcast::Sender<CommittedReading>,
 }
 
 impl IngestContext {
@@ -71,14 +57,12 @@ impl IngestContext {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, IngestError> {
         let keys = Arc::new(key_table(&settings)?);
-        let (committed, _) = broadcast::channel(4096);
         Ok(IngestContext {
             settings,
             store,
             clock,
             health: Arc::new(IngestHealth::default()),
             keys,
-            committed,
         })
     }
 }

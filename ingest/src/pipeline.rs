@@ -48,6 +48,10 @@ pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
         Ok(d) => d,
         Err(e) => return dead_letter(msg, e.reason(), e.to_string()),
     };
+    if let Some(dev_eui) = dev_eui_of(&decoded) {
+        // The caller's per-message span declares the field; elsewhere this is a no-op.
+        tracing::Span::current().record("dev_eui", tracing::field::display(dev_eui));
+    }
     match decoded {
         Decoded::Skipped { kind, .. } => Outcome::Skipped(kind),
         Decoded::Event(e) => Outcome::Event(e),
@@ -67,6 +71,16 @@ pub fn process(msg: &InboundMessage, steps: Steps<'_>) -> Outcome {
                 unmapped: mapped.unmapped,
             }))
         }
+    }
+}
+
+/// The device a decoded message is about, when it names one.
+fn dev_eui_of(decoded: &Decoded) -> Option<gw::DevEui> {
+    match decoded {
+        Decoded::Uplink(u) => Some(u.dev_eui),
+        Decoded::Event(DeviceEvent::Status { dev_eui, .. })
+        | Decoded::Event(DeviceEvent::Location { dev_eui, .. }) => Some(*dev_eui),
+        Decoded::Skipped { dev_eui, .. } => *dev_eui,
     }
 }
 
@@ -310,5 +324,44 @@ mod tests {
             run(&msg("v3/a@ttn/devices/d/up", sim.as_bytes()), 4096, true),
             Outcome::Uplink(_)
         ));
+    }
+
+    /// Collects what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_message_span_gets_the_dev_eui_once_decoded() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // Declared like the writer declares it.
+            let span =
+                tracing::debug_span!("message", topic = "t", dev_eui = tracing::field::Empty);
+            let _g = span.enter();
+            let topic = "application/a/device/0102030405060708/event/up";
+            run(&msg(topic, UP.as_bytes()), 1024, false);
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("message{topic=\"t\" dev_eui=0102030405060708}"),
+            "{text}"
+        );
     }
 }

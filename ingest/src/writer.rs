@@ -4,7 +4,7 @@
 use crate::directory::Directory;
 use crate::mqtt::{Acker, InboundMessage};
 use crate::pipeline::{self, Steps};
-use crate::{CommittedReading, IngestContext, IngestError};
+use crate::{IngestContext, IngestError};
 use stadtpuls_store::{Batch, BatchOutcome, DeadLetter, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,7 +140,12 @@ async fn commit(
     };
     let mut batch = Batch::default();
     for m in &msgs {
-        let span = tracing::debug_span!("message", topic = %m.topic);
+        // `dev_eui` is recorded by the pipeline once the message is decoded.
+        let span = tracing::debug_span!(
+            "message",
+            topic = %m.topic,
+            dev_eui = tracing::field::Empty
+        );
         let _g = span.enter();
         pipeline::collect(&mut batch, pipeline::process(m, steps));
     }
@@ -159,14 +164,6 @@ async fn commit(
         .increment(outcome.registered_devices as u64);
     ctx.health.batch_committed();
     acker.ack_all(&msgs);
-    for (dev_eui, r) in outcome.stored {
-        let _ = ctx.committed.send(CommittedReading {
-            dev_eui,
-            quantity: r.quantity,
-            observed_at: r.observed_at,
-            value: r.value,
-        });
-    }
 }
 
 /// Writes the batch; transient errors are retried with back-off (the channel fills meanwhile,

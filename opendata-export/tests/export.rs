@@ -57,7 +57,7 @@ fn device(eui: u64, kind: DeviceKind, vis: Visibility, at: Option<(f64, f64)>) -
         kind,
         codec: None,
         visibility: vis,
-        location: at,
+        location: at.map(|(lat, lon)| stadtpuls_gateways::Position::new(lat, lon).unwrap()),
         site_id: None,
         building_id: None,
         room_id: None,

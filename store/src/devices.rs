@@ -1,103 +1,15 @@
-//! The device registry: kinds, visibility, import (upsert), lookups and the ingest directory.
+//! The device registry: import (upsert), lookups and the ingest directory.
 
-use crate::{Result, Store, StoreError};
+use crate::Result;
+use crate::Store;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use stadtpuls_gateways::DevEui;
-use std::fmt;
-use std::str::FromStr;
+use serde::Serialize;
+use stadtpuls_gateways::{DevEui, Position};
 
-/// What a device measures; later features (parking, buildings) select devices by kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "device_kind", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    ParkingBay,
-    ParkingCounter,
-    RoomClimate,
-    DeskOccupancy,
-    PeopleCounter,
-    OutdoorClimate,
-    AirQuality,
-    Other,
-}
-
-impl DeviceKind {
-    pub const ALL: &'static [DeviceKind] = &[
-        DeviceKind::ParkingBay,
-        DeviceKind::ParkingCounter,
-        DeviceKind::RoomClimate,
-        DeviceKind::DeskOccupancy,
-        DeviceKind::PeopleCounter,
-        DeviceKind::OutdoorClimate,
-        DeviceKind::AirQuality,
-        DeviceKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceKind::ParkingBay => "parking_bay",
-            DeviceKind::ParkingCounter => "parking_counter",
-            DeviceKind::RoomClimate => "room_climate",
-            DeviceKind::DeskOccupancy => "desk_occupancy",
-            DeviceKind::PeopleCounter => "people_counter",
-            DeviceKind::OutdoorClimate => "outdoor_climate",
-            DeviceKind::AirQuality => "air_quality",
-            DeviceKind::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeviceKind {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self> {
-        DeviceKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| StoreError::Invalid {
-                field: "kind",
-                problem: format!(
-                    "'{s}' is not one of {}",
-                    DeviceKind::ALL
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })
-    }
-}
-
-/// Whether a device's readings may be served without a key. Private is the default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, Default)]
-#[sqlx(type_name = "visibility", rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    Public,
-    #[default]
-    Private,
-}
-
-impl FromStr for Visibility {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "public" => Ok(Visibility::Public),
-            "private" => Ok(Visibility::Private),
-            other => Err(StoreError::Invalid {
-                field: "visibility",
-                problem: format!("'{other}' is not one of public, private"),
-            }),
-        }
-    }
-}
+/// The registry's enums live with the other domain types in `stadtpuls_gateways` (this crate
+/// enables its `sqlx` feature for the PostgreSQL `device_kind`/`visibility` mappings); re-exported
+/// here because the queries below take and return them.
+pub use stadtpuls_gateways::{DeviceKind, Visibility};
 
 /// A registry entry as imported by an operator.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +19,7 @@ pub struct NewDevice {
     pub kind: DeviceKind,
     pub codec: Option<String>,
     pub visibility: Visibility,
-    pub location: Option<(f64, f64)>,
+    pub location: Option<Position>,
     pub site_id: Option<String>,
     pub building_id: Option<String>,
     pub room_id: Option<String>,
@@ -247,8 +159,8 @@ impl Store {
                 kind.push(d.kind);
                 codec.push(d.codec.clone());
                 vis.push(d.visibility);
-                lat.push(d.location.map(|l| l.0));
-                lon.push(d.location.map(|l| l.1));
+                lat.push(d.location.map(Position::lat));
+                lon.push(d.location.map(Position::lon));
                 site.push(d.site_id.clone());
                 building.push(d.building_id.clone());
                 room.push(d.room_id.clone());

@@ -1,5 +1,8 @@
 //! All Stadtpuls SQL: embedded migrations and typed, parameterised queries over PostgreSQL +
 //! TimescaleDB. No other crate contains SQL.
+//!
+//! Besides SQL it holds the little runtime state that the ingest and the API both need and that
+//! must sit below both: the injected [`clock`] and the ingest's [`health`] record.
 
 pub mod aggregates;
 pub mod buildings;
@@ -8,6 +11,7 @@ pub mod copy_out;
 mod devices;
 pub mod exports;
 pub mod fingerprint;
+pub mod health;
 pub mod keys;
 pub mod live;
 pub mod opendata;

@@ -3,6 +3,7 @@
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use stadtpuls_gateways::Position;
 
 /// ParkAPI v3 parking-site types.
 pub const PARKING_SITE_TYPES: &[&str] = &[
@@ -111,7 +112,7 @@ impl ParkingSite {
                 format!("site {}: must not be negative", self.uid),
             ));
         }
-        if !(-90.0..=90.0).contains(&self.lat) || !(-180.0..=180.0).contains(&self.lon) {
+        if Position::new(self.lat, self.lon).is_err() {
             return Err(bad("lat/lon", format!("site {}: outside WGS84", self.uid)));
         }
         Ok(())
@@ -203,11 +204,7 @@ impl Building {
         }
         match (self.lat, self.lon) {
             (None, None) => Ok(()),
-            (Some(lat), Some(lon))
-                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
-            {
-                Ok(())
-            }
+            (Some(lat), Some(lon)) if Position::new(lat, lon).is_ok() => Ok(()),
             (Some(_), Some(_)) => Err(bad(
                 "lat/lon",
                 format!("building {}: outside WGS84", self.id),

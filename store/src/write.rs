@@ -117,7 +117,7 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
             }
         }
         if let Some(loc) = &u.device_location {
-            let (at, lat, lon) = (u.observed_at, loc.lat, loc.lon);
+            let (at, lat, lon) = (u.observed_at, loc.lat(), loc.lon());
             if d.location.is_none_or(|(t, _, _)| t <= at) {
                 d.location = Some((at, lat, lon));
             }
@@ -147,7 +147,7 @@ fn collect_devices(batch: &Batch) -> BTreeMap<DevEui, DeviceSeen> {
                 let d = seen.entry(*dev_eui).or_default();
                 let at = at.unwrap_or(DateTime::<Utc>::MIN_UTC);
                 if d.location.is_none_or(|(t, _, _)| t <= at) {
-                    d.location = Some((at, location.lat, location.lon));
+                    d.location = Some((at, location.lat(), location.lon()));
                 }
             }
         }

@@ -17,7 +17,7 @@ fn device(eui: u64, vis: Visibility, at: Option<(f64, f64)>, site: Option<&str>)
         kind: DeviceKind::OutdoorClimate,
         codec: None,
         visibility: vis,
-        location: at,
+        location: at.map(|(lat, lon)| stadtpuls_gateways::Position::new(lat, lon).unwrap()),
         site_id: site.map(str::to_string),
         building_id: None,
         room_id: None,

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
-use stadtpuls_gateways::{DevEui, Quantity};
+use stadtpuls_gateways::{DevEui, Position, Quantity};
 use stadtpuls_store::parking::{
     site_realtime, spot_status, Bay, Observed, OpeningStatus, ParkingWindows, RealtimeSource,
     SiteSignals, SpotStatus,
@@ -241,7 +241,7 @@ fn dev(eui: u64, kind: DeviceKind, site: &str, visibility: Visibility) -> NewDev
         kind,
         codec: None,
         visibility,
-        location: Some((51.5136, 7.4653 + eui as f64 * 1e-4)),
+        location: Some(Position::new(51.5136, 7.4653 + eui as f64 * 1e-4).unwrap()),
         site_id: Some(site.into()),
         building_id: None,
         room_id: None,

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use stadtpuls_gateways::{DevEui, DeviceEvent, Location, Quantity, Reading};
+use stadtpuls_gateways::{DevEui, DeviceEvent, Location, Position, Quantity, Reading};
 use stadtpuls_store::testing::fresh_store;
 use stadtpuls_store::*;
 
@@ -289,7 +289,7 @@ async fn import_updates_and_pins_locations_against_network_events() {
         kind: DeviceKind::ParkingBay,
         codec: Some("bosch_parking".into()),
         visibility: Visibility::Public,
-        location: Some((51.5136, 7.4653)),
+        location: Some(Position::new(51.5136, 7.4653).unwrap()),
         site_id: Some("hbf".into()),
         building_id: None,
         room_id: None,
@@ -316,8 +316,7 @@ async fn import_updates_and_pins_locations_against_network_events() {
         }
     );
     let loc = |lat, lon| Location {
-        lat,
-        lon,
+        position: Position::new(lat, lon).unwrap(),
         alt: None,
         source: Some("GPS".into()),
     };

@@ -22,7 +22,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{json, Value};
 use stadtpuls::app::{self, Parts};
 use stadtpuls_config::Settings;
-use stadtpuls_gateways::DevEui;
+use stadtpuls_gateways::{DevEui, Position};
 use stadtpuls_store::{DeviceKind, NewDevice, Store, Visibility};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -305,7 +305,7 @@ pub fn device(
         kind,
         codec: codec.map(String::from),
         visibility,
-        location,
+        location: location.map(|(lat, lon)| Position::new(lat, lon).unwrap()),
         site_id: None,
         building_id: None,
         room_id: None,

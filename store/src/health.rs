@@ -1,4 +1,8 @@
 //! Live state of the ingest for `/health` and metrics: broker connection, database trouble.
+//!
+//! It lives here, below both the ingest (which updates it) and the API (which reports it), so
+//! that the API does not depend on the ingest and its MQTT client; like [`crate::clock`] it is
+//! not SQL, just state both sides share.
 
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
