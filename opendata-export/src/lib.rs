@@ -39,6 +39,7 @@
 //! the group's.
 
 pub mod dcat;
+pub mod encode;
 pub mod export;
 pub mod model;
 pub mod partition;

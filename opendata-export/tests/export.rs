@@ -3,9 +3,13 @@
 //! files opened by pyarrow, DuckDB, pandas and GeoPandas (`tests/python/check_exports.py`).
 #![allow(clippy::unwrap_used)]
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, RecordBatch};
 use chrono::{DateTime, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::statistics::Statistics;
 use serde_json::{json, Value};
 use stadtpuls_config::{DatasetSettings, Settings};
 use stadtpuls_gateways::{DevEui, Quantity};
@@ -336,6 +340,91 @@ async fn exports_catch_up_read_back_and_open_in_python_readers() {
         geo["columns"]["geometry"]["bbox"],
         json!([7.4593, 51.5178, 7.46, 51.518])
     );
+    assert_eq!(
+        geo["columns"]["geometry"]["covering"],
+        json!({"bbox": {
+            "xmin": ["bbox", "xmin"], "ymin": ["bbox", "ymin"],
+            "xmax": ["bbox", "xmax"], "ymax": ["bbox", "ymax"],
+        }})
+    );
+    // The bbox covering column: a struct after geometry, and min/max statistics of its leaves
+    // in every row group that span the row group's points.
+    let names: Vec<&str> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "observed_at",
+            "sensor_id",
+            "quantity",
+            "unit",
+            "value",
+            "lon",
+            "lat",
+            "geometry",
+            "bbox"
+        ]
+    );
+    let mut extents = Vec::new();
+    for rg in meta.row_groups() {
+        let stat = |leaf: &str| -> (f64, f64) {
+            let c = rg
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == leaf)
+                .unwrap();
+            match c.statistics() {
+                Some(Statistics::Double(s)) => (*s.min_opt().unwrap(), *s.max_opt().unwrap()),
+                other => panic!("{leaf}: {other:?}"),
+            }
+        };
+        let (xmin, _) = stat("bbox.xmin");
+        let (ymin, _) = stat("bbox.ymin");
+        let (_, xmax) = stat("bbox.xmax");
+        let (_, ymax) = stat("bbox.ymax");
+        extents.push([xmin, ymin, xmax, ymax]);
+    }
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let mut row = 0;
+    for b in &batches {
+        let lon = b
+            .column_by_name("lon")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let lat = b
+            .column_by_name("lat")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let bbox = b.column_by_name("bbox").unwrap().as_struct();
+        assert_eq!(bbox.null_count(), 0);
+        let leaf = |name: &str, i: usize| {
+            bbox.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .value(i)
+        };
+        for i in 0..b.num_rows() {
+            let (x, y) = (lon.value(i), lat.value(i));
+            assert_eq!(
+                [
+                    leaf("xmin", i),
+                    leaf("ymin", i),
+                    leaf("xmax", i),
+                    leaf("ymax", i)
+                ],
+                [x, y, x, y]
+            );
+            // row_group_rows = 2: row i is in row group i / 2.
+            let [x0, y0, x1, y1] = extents[row / 2];
+            assert!(x0 <= x && x <= x1 && y0 <= y && y <= y1, "row {row}");
+            row += 1;
+        }
+    }
+    assert_eq!(row, 3);
 
     // CSV and the Excel variant.
     let csv =
