@@ -2,9 +2,10 @@
 //! or because late data changed a partition), recorded as runs; and the per-dataset metadata
 //! files (sensors table, manifest).
 
+use crate::encode::utc_text as utc;
 use crate::partition::{complete_partitions, time_zone, Partition};
 use crate::writer::{AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written};
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 use stadtpuls_config::{Aggregation, DatasetSettings, ExportFormat, Settings};
@@ -15,6 +16,7 @@ use stadtpuls_store::opendata::{ExportFileRecord, PartitionRecord, Selection};
 use stadtpuls_store::{DeviceKind, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,12 @@ pub enum ExportError {
     /// The blocking writer task panicked or was cancelled.
     #[error("writer task: {0}")]
     Task(String),
+    /// A partition of a run failed (the run is recorded as failed with the cause).
+    #[error("partition {partition}: {source}")]
+    Partition {
+        partition: String,
+        source: Box<ExportError>,
+    },
 }
 
 type Result<T> = std::result::Result<T, ExportError>;
@@ -98,8 +106,13 @@ pub struct Exporter {
     root: PathBuf,
 }
 
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+/// The partitions of a run, for its span: `2026-11-27..2026-11-28` (or the one key).
+fn partition_span(parts: &[Partition]) -> String {
+    match (parts.first(), parts.last()) {
+        (Some(a), Some(b)) if a.key != b.key => format!("{}..{}", a.key, b.key),
+        (Some(a), _) => a.key.clone(),
+        _ => String::new(),
+    }
 }
 
 /// `text` as a known kind (names were validated with the configuration).
@@ -340,6 +353,20 @@ impl Exporter {
 
     /// Exports `parts` of `ds` as one recorded run, then rewrites the dataset's metadata.
     /// `progress` is called after each partition.
+    ///
+    /// One span per run (`export_run`: dataset, trigger, the partitions, the run id), one per
+    /// partition inside it. A failure is recorded with the run and returned, not logged: the
+    /// caller that handles it logs it (the scheduler) or reports it (the CLI).
+    #[tracing::instrument(
+        name = "export_run",
+        skip_all,
+        fields(
+            dataset = %ds.name,
+            trigger = trigger.as_str(),
+            partitions = %partition_span(parts),
+            run = tracing::field::Empty,
+        )
+    )]
     pub async fn run(
         &self,
         ds: &DatasetSettings,
@@ -355,12 +382,14 @@ impl Exporter {
             .store
             .start_export_run(&ds.name, trigger.as_str(), (first.start, last.end), started)
             .await?;
+        tracing::Span::current().record("run", run_id);
         let mut summary = RunSummary {
             run_id,
             ..RunSummary::default()
         };
         for part in parts {
-            match self.export_partition(ds, part).await {
+            let span = tracing::info_span!("export_partition", partition = %part.key);
+            match self.export_partition(ds, part).instrument(span).await {
                 Ok(outcome) => {
                     summary.partitions += 1;
                     summary.empty += usize::from(outcome.rows == 0);
@@ -371,8 +400,10 @@ impl Exporter {
                 Err(e) => {
                     let msg = e.to_string();
                     self.finish(run_id, "failed", &summary, Some(&msg)).await;
-                    tracing::error!(dataset = %ds.name, partition = %part.key, error = %msg, "export failed");
-                    return Err(e);
+                    return Err(ExportError::Partition {
+                        partition: part.key.clone(),
+                        source: Box::new(e),
+                    });
                 }
             }
         }
