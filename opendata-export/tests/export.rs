@@ -617,3 +617,119 @@ fn check_with_python_readers(root: &Path, expected: &Value) {
     assert!(out.status.success(), "python readers failed:\n{text}");
     eprintln!("{text}");
 }
+
+/// What a tracing layer saw: `span <name> <fields>`, `record <name> <fields>`,
+/// `event <LEVEL> <fields>`.
+#[derive(Clone, Debug, Default)]
+struct Traces(Arc<Mutex<Vec<String>>>);
+
+#[derive(Default)]
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push_str(&format!(" {}={value}", field.name()));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Traces
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        attrs.record(&mut f);
+        let line = format!("span {}{}", attrs.metadata().name(), f.0);
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        values.record(&mut f);
+        let name = ctx.span(id).map_or("?", |s| s.name());
+        self.0.lock().unwrap().push(format!("record {name}{}", f.0));
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let line = format!("event {}{}", event.metadata().level(), f.0);
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_one_span_and_its_failure_is_returned_not_logged() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let store = city().await;
+    let dir = out_dir();
+    let clock = Arc::new(TestClock(Mutex::new(utc("2026-11-29T03:00:00Z"))));
+    let (exp, settings) = exporter(&store, &dir, clock.clone());
+    let parking = &settings.opendata.datasets[0];
+    let parts = exp.due(parking, clock.now()).await.unwrap().new;
+    // The 28th cannot be written: a file stands where its folder goes.
+    std::fs::create_dir_all(dir.join("dataset=parking_occupancy")).unwrap();
+    std::fs::write(dir.join("dataset=parking_occupancy/date=2026-11-28"), "x").unwrap();
+
+    let traces = Traces::default();
+    let subscriber = tracing_subscriber::registry().with(traces.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    let e = exp
+        .run(parking, &parts, Trigger::Manual, &mut |_| {})
+        .await
+        .unwrap_err();
+    drop(guard);
+
+    // The error names the partition; the run records the cause.
+    let message = e.to_string();
+    assert!(
+        message.starts_with("partition 2026-11-28: write: "),
+        "{message}"
+    );
+    let runs: Vec<(String, Option<String>)> =
+        fetch_all(&store, "SELECT status, error FROM export_runs").await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].0, "failed");
+    assert!(message.ends_with(runs[0].1.as_deref().unwrap()), "{runs:?}");
+
+    let seen = traces.0.lock().unwrap().clone();
+    let runs: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("span export_run"))
+        .collect();
+    assert_eq!(
+        runs,
+        [&"span export_run dataset=parking_occupancy trigger=manual partitions=2026-11-26..2026-11-28".to_string()],
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.starts_with("record export_run run=")),
+        "{seen:#?}"
+    );
+    let partitions: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("span export_partition"))
+        .collect();
+    assert_eq!(partitions.len(), 3, "{seen:#?}");
+    assert!(partitions[2].ends_with("partition=2026-11-28"));
+    // Logging is the caller's (the scheduler logs, the CLI reports): nothing here.
+    let errors: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("event ERROR") || l.starts_with("event WARN"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
