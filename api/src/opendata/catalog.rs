@@ -198,8 +198,9 @@ pub struct OpendataManifestFile {
     pub partition: Option<String>,
     /// Relative to the export directory.
     pub path: String,
-    /// Download URL.
+    /// Download URL (added by the API; not in the file on disk).
     #[serde(default)]
+    #[schema(required = true)]
     pub url: String,
     pub rows: u64,
     pub bytes: u64,
