@@ -4,7 +4,9 @@
 
 use crate::encode::utc_text as utc;
 use crate::partition::{complete_partitions, time_zone, Partition};
-use crate::writer::{AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written};
+use crate::writer::{
+    write_raw, write_rows, AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written,
+};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -255,10 +257,7 @@ impl Exporter {
                 let written = tokio::task::spawn_blocking(move || {
                     write_partition(&dir, &formats, shape, opts, |sinks| {
                         while let Some(chunk) = rx.blocking_recv() {
-                            let cols = chunk?;
-                            for s in sinks.iter_mut() {
-                                s.write_raw(&cols)?;
-                            }
+                            write_raw(sinks, &chunk?)?;
                         }
                         Ok(())
                     })
@@ -290,14 +289,9 @@ impl Exporter {
                         let mut regroup = AggRegrouper::default();
                         while let Some(chunk) = rx.blocking_recv() {
                             let rows = regroup.push(chunk?, &aggs)?;
-                            for s in sinks.iter_mut() {
-                                s.write(&rows)?;
-                            }
+                            write_rows(sinks, shape, &rows)?;
                         }
-                        let rows = regroup.flush(&aggs)?;
-                        for s in sinks.iter_mut() {
-                            s.write(&rows)?;
-                        }
+                        write_rows(sinks, shape, &regroup.flush(&aggs)?)?;
                         Ok(())
                     })
                 })

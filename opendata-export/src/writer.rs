@@ -352,7 +352,6 @@ fn commit(
 #[derive(Debug)]
 pub struct Sink {
     encoder: Encoder<HashingWriter<BufWriter<File>>>,
-    shape: Shape,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -379,7 +378,6 @@ impl Sink {
         match Encoder::new(out, encoding(format, opts), shape.table()) {
             Ok(encoder) => Ok(Sink {
                 encoder,
-                shape,
                 tmp,
                 path: path.to_path_buf(),
             }),
@@ -390,37 +388,10 @@ impl Sink {
         }
     }
 
-    /// Appends rows (already in the file's sort order).
-    pub fn write(&mut self, rows: &[OutRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let batch = to_batch(self.shape, rows)?;
-        let lon: Vec<f64> = rows.iter().map(|r| r.lon).collect();
-        let lat: Vec<f64> = rows.iter().map(|r| r.lat).collect();
-        self.encoder.write(
-            &batch,
-            Points {
-                lon: &lon,
-                lat: &lat,
-            },
-        )?;
-        Ok(())
-    }
-
-    /// Appends a raw chunk (already in the file's sort order).
-    pub fn write_raw(&mut self, cols: &RawColumns) -> Result<()> {
-        if cols.is_empty() {
-            return Ok(());
-        }
-        self.encoder.write(
-            &raw_batch(cols)?,
-            Points {
-                lon: &cols.lon,
-                lat: &cols.lat,
-            },
-        )?;
-        Ok(())
+    /// Appends a batch of the file's columns (rows already in the file's sort order) and the
+    /// rows' positions.
+    pub fn write_batch(&mut self, batch: &RecordBatch, points: Points<'_>) -> Result<()> {
+        Ok(self.encoder.write(batch, points)?)
     }
 
     /// Rows written so far.
@@ -441,6 +412,40 @@ impl Sink {
         drop(encoder);
         let _ = std::fs::remove_file(tmp);
     }
+}
+
+/// Appends aggregated (or raw) output rows to every sink: one record batch for all formats.
+pub fn write_rows(sinks: &mut [Sink], shape: Shape, rows: &[OutRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = to_batch(shape, rows)?;
+    let lon: Vec<f64> = rows.iter().map(|r| r.lon).collect();
+    let lat: Vec<f64> = rows.iter().map(|r| r.lat).collect();
+    let points = Points {
+        lon: &lon,
+        lat: &lat,
+    };
+    for s in sinks {
+        s.write_batch(&batch, points)?;
+    }
+    Ok(())
+}
+
+/// Appends a raw chunk to every sink: one record batch for all formats.
+pub fn write_raw(sinks: &mut [Sink], cols: &RawColumns) -> Result<()> {
+    if cols.is_empty() {
+        return Ok(());
+    }
+    let batch = raw_batch(cols)?;
+    let points = Points {
+        lon: &cols.lon,
+        lat: &cols.lat,
+    };
+    for s in sinks {
+        s.write_batch(&batch, points)?;
+    }
+    Ok(())
 }
 
 /// Writes the sensors (or groups) table of a dataset as GeoParquet and CSV:
