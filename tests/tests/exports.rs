@@ -157,7 +157,7 @@ async fn parquet(app: &TestApp, path: &str, key: Option<&str>) -> (Vec<RecordBat
     assert_eq!(header(&r, "content-type"), "application/vnd.apache.parquet");
     assert!(header(&r, "content-disposition").ends_with(".parquet\""));
     let bytes = r.bytes().await.unwrap();
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
     let zstd = builder
         .metadata()
         .row_groups()
@@ -217,6 +217,7 @@ async fn parquet(app: &TestApp, path: &str, key: Option<&str>) -> (Vec<RecordBat
             assert_eq!(wkb[13..21], y.to_le_bytes());
         }
     }
+    validate_geoparquet(&bytes, path);
     if !batches.is_empty() {
         assert_eq!(
             geo["columns"]["geometry"]["bbox"]
@@ -227,6 +228,43 @@ async fn parquet(app: &TestApp, path: &str, key: Option<&str>) -> (Vec<RecordBat
         );
     }
     (batches, zstd)
+}
+
+/// geoparquet-validator (from the readers' venv, `STADTPULS_PY_READERS`, as the open-data
+/// export's reader check): no test of the core, covering or distribution class may fail.
+fn validate_geoparquet(bytes: &[u8], what: &str) {
+    let python = match std::env::var("STADTPULS_PY_READERS") {
+        Ok(p) if !p.is_empty() => p,
+        _ if std::env::var("STADTPULS_SKIP_PY_READERS").is_ok() => return,
+        _ => panic!(
+            "STADTPULS_PY_READERS is not set: run scripts/test, or set it to the python of \
+             `tests/python/setup_venv.sh | tail -n1` (STADTPULS_SKIP_PY_READERS=1 skips)"
+        ),
+    };
+    let file = std::env::temp_dir().join(format!(
+        "stadtpuls-download-{}.parquet",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, geoparquet_validator as g\n\
+             r = g.check(sys.argv[1])\n\
+             failed = [f\"{o['id']}: {o['message']}\" for o in r['outcomes'] if o['status'] == 'fail']\n\
+             print('\\n'.join(failed))\n\
+             sys.exit(1 if failed else 0)",
+        )
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{what}: geoparquet-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn strings(b: &RecordBatch, name: &str) -> Vec<String> {
