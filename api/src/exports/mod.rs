@@ -18,7 +18,6 @@
 //!
 //! Who sees what: without a key (and with a building key) located public devices; with an admin
 //! key located private devices too. Rows carry the DevEUI, as the query API does.
-
 //!
 //! Modules: request parameters (`params.rs`), the handlers and the pipeline (`handlers.rs`),
 //! the HTTP body fed from a blocking thread (`body.rs`), and the columns of a download

@@ -7,7 +7,6 @@
 //! path is checked segment by segment (no `..`, `.`, empty, absolute, backslash or NUL
 //! segments), then canonicalised and required to stay inside the canonical output directory,
 //! so neither an encoded `..` nor a symlink leads out of it.
-
 //!
 //! Modules: the catalogue, datasets, manifests and runs with their response types
 //! (`catalog.rs`), and the file server (`files.rs`).

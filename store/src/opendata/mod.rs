@@ -9,7 +9,6 @@
 //!   unless it rests on at least `min_group` rooms or desks;
 //! - no DevEUI leaves this module: devices are named by their random `sensor_id`;
 //! - open data are maps: devices (raw) and groups (aggregated) without a location are left out.
-
 //!
 //! Modules: the selection SQL (which devices, aggregated rows, fingerprint, sensors table;
 //! `selection.rs`), the raw export's COPY scan and sort (`raw.rs`), and the bookkeeping of runs
