@@ -3,13 +3,13 @@
 //! files (sensors table, manifest).
 
 use crate::encode::utc_text as utc;
+use crate::model::{Manifest, ManifestFile};
 use crate::partition::{complete_partitions, time_zone, Partition};
 use crate::writer::{
     write_raw, write_rows, AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written,
 };
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
 use stadtpuls_config::{Aggregation, DatasetSettings, ExportFormat, Settings};
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::BucketWidth;
@@ -447,39 +447,51 @@ impl Exporter {
         let name = ds.name.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let meta = crate::writer::write_sensors(&dir, id_column, &sensors, opts)?;
-            let manifest = json!({
-                "dataset": name,
-                "modified": utc(now),
-                "files": files.iter().map(|f| json!({
-                    "format": f.format,
-                    "partition": f.partition,
-                    "path": f.path,
-                    "rows": f.rows,
-                    "bytes": f.bytes,
-                    "sha256": f.sha256,
-                    "modified": utc(f.modified),
-                    "start": utc(f.window_start),
-                    "end": utc(f.window_end),
-                })).collect::<Vec<_>>(),
-                "sensors": meta.iter().map(|w| json!({
-                    "format": if w.path.extension().is_some_and(|e| e == "parquet") { "parquet" } else { "csv" },
-                    "path": relative(&root, &w.path),
-                    "rows": w.rows,
-                    "bytes": w.bytes,
-                    "sha256": w.sha256,
-                    "modified": utc(now),
-                })).collect::<Vec<_>>(),
-            });
+            let manifest = Manifest {
+                dataset: name,
+                modified: Some(utc(now)),
+                files: files
+                    .iter()
+                    .map(|f| ManifestFile {
+                        format: f.format.clone(),
+                        partition: Some(f.partition.clone()),
+                        path: f.path.clone(),
+                        rows: u64::try_from(f.rows).unwrap_or_default(),
+                        bytes: u64::try_from(f.bytes).unwrap_or_default(),
+                        sha256: f.sha256.clone(),
+                        modified: utc(f.modified),
+                        start: Some(utc(f.window_start)),
+                        end: Some(utc(f.window_end)),
+                    })
+                    .collect(),
+                sensors: meta
+                    .iter()
+                    .map(|w| ManifestFile {
+                        format: if w.path.extension().is_some_and(|e| e == "parquet") {
+                            "parquet"
+                        } else {
+                            "csv"
+                        }
+                        .to_string(),
+                        partition: None,
+                        path: relative(&root, &w.path),
+                        rows: w.rows,
+                        bytes: w.bytes,
+                        sha256: w.sha256.clone(),
+                        modified: utc(now),
+                        start: None,
+                        end: None,
+                    })
+                    .collect(),
+            };
             let path = dir.join("manifest.json");
             let tmp = dir.join(format!("manifest.json.tmp-{}", std::process::id()));
             let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
             std::fs::write(&tmp, text)
                 .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|source| {
-                    WriteError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    }
+                .map_err(|source| WriteError::Io {
+                    path: path.display().to_string(),
+                    source,
                 })?;
             Ok(())
         })

@@ -11,11 +11,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use stadtpuls_config::{Aggregation, Partitioning};
 use stadtpuls_opendata_export::dcat::{self, CatalogInput};
 use stadtpuls_opendata_export::export::format_name;
-use stadtpuls_opendata_export::model::PublishedDataset;
+use stadtpuls_opendata_export::model::{Manifest, ManifestFile, PublishedDataset};
 use stadtpuls_opendata_export::published::{licence_iri, published, published_dataset};
 use stadtpuls_store::opendata::ExportRun;
 use std::path::PathBuf;
@@ -190,36 +190,86 @@ pub struct OpendataRunList {
 }
 
 /// A file of a manifest: as the exporter wrote it, plus its download URL.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpendataManifestFile {
     pub format: String,
     /// Data files only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
     /// Relative to the export directory.
     pub path: String,
-    /// Download URL (added by the API; not in the file on disk).
-    #[serde(default)]
-    #[schema(required = true)]
+    /// Download URL.
     pub url: String,
     pub rows: u64,
     pub bytes: u64,
     pub sha256: String,
     pub modified: String,
     /// Data files only: the partition's window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
 }
 
+impl OpendataManifestFile {
+    fn new(base: &str, f: ManifestFile) -> Self {
+        // Every field by name: a field the exporter adds must be decided on here.
+        let ManifestFile {
+            format,
+            partition,
+            path,
+            rows,
+            bytes,
+            sha256,
+            modified,
+            start,
+            end,
+        } = f;
+        OpendataManifestFile {
+            url: file_url(base, &path),
+            format,
+            partition,
+            path,
+            rows,
+            bytes,
+            sha256,
+            modified,
+            start,
+            end,
+        }
+    }
+}
+
 /// A dataset's manifest: its data files and its sensors (or groups) tables.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpendataManifest {
     pub dataset: String,
     pub modified: Option<String>,
     pub files: Vec<OpendataManifestFile>,
     pub sensors: Vec<OpendataManifestFile>,
+}
+
+impl OpendataManifest {
+    fn new(base: &str, m: Manifest) -> Self {
+        let Manifest {
+            dataset,
+            modified,
+            files,
+            sensors,
+        } = m;
+        let with_urls = |files: Vec<ManifestFile>| {
+            files
+                .into_iter()
+                .map(|f| OpendataManifestFile::new(base, f))
+                .collect()
+        };
+        OpendataManifest {
+            dataset,
+            modified,
+            files: with_urls(files),
+            sensors: with_urls(sensors),
+        }
+    }
 }
 
 // ---- handlers ----------------------------------------------------------------------------------
@@ -455,12 +505,12 @@ pub async fn manifest(
         .join("manifest.json");
     // The file on disk is the manifest (with the sensors tables' hashes, which are recorded
     // nowhere else); the API only adds URLs.
-    let mut manifest: OpendataManifest = match tokio::fs::read(&path).await {
+    let manifest: Manifest = match tokio::fs::read(&path).await {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => return Err(ApiError::internal("open data: manifest is not readable", e)),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpendataManifest {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest {
             dataset: ds.name.clone(),
             modified: None,
             files: Vec::new(),
@@ -468,10 +518,7 @@ pub async fn manifest(
         },
         Err(e) => return Err(ApiError::internal("open data: manifest unreadable", e)),
     };
-    for item in manifest.files.iter_mut().chain(manifest.sensors.iter_mut()) {
-        item.url = file_url(&base, &item.path);
-    }
-    Ok(Json(manifest))
+    Ok(Json(OpendataManifest::new(&base, manifest)))
 }
 
 /// `GET /v1/opendata/runs?dataset=&limit=`: recorded export runs, newest first.
