@@ -248,16 +248,10 @@ fn properties(table: &Table, opts: ParquetOptions) -> Result<WriterProperties> {
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(opts.row_group_rows))
         .set_created_by(table.created_by.into())
-        // WKB bytes have no useful order: min/max of the geometry would only take space. The
-        // bbox columns carry the spatial statistics.
-        .set_column_statistics_enabled(ColumnPath::from(GEOMETRY), EnabledStatistics::None)
-        .set_column_dictionary_enabled(ColumnPath::from(GEOMETRY), false);
-    for f in BBOX_FIELDS {
-        let path = ColumnPath::new(vec![BBOX.into(), f.into()]);
-        props = props
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_statistics_enabled(path, EnabledStatistics::Chunk);
-    }
+        // Statistics (per row group and per page) of every column, the bbox columns' among
+        // them: what lets readers skip row groups and pages by area. Every column's default
+        // already, and the point of the covering, so said explicitly.
+        .set_statistics_enabled(EnabledStatistics::Page);
     // Times: per sensor a steady cadence, so delta encoding packs most of a timestamp into a
     // few bits (a dictionary of distinct times would not).
     for f in table.schema.fields() {
