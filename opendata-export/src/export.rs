@@ -2,11 +2,14 @@
 //! or because late data changed a partition), recorded as runs; and the per-dataset metadata
 //! files (sensors table, manifest).
 
+use crate::encode::utc_text as utc;
+use crate::model::{Manifest, ManifestFile};
 use crate::partition::{complete_partitions, time_zone, Partition};
-use crate::writer::{AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written};
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use crate::writer::{
+    write_raw, write_rows, AggRegrouper, ParquetOptions, Shape, Sink, WriteError, Written,
+};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
 use stadtpuls_config::{Aggregation, DatasetSettings, ExportFormat, Settings};
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::BucketWidth;
@@ -15,6 +18,7 @@ use stadtpuls_store::opendata::{ExportFileRecord, PartitionRecord, Selection};
 use stadtpuls_store::{DeviceKind, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,12 @@ pub enum ExportError {
     /// The blocking writer task panicked or was cancelled.
     #[error("writer task: {0}")]
     Task(String),
+    /// A partition of a run failed (the run is recorded as failed with the cause).
+    #[error("partition {partition}: {source}")]
+    Partition {
+        partition: String,
+        source: Box<ExportError>,
+    },
 }
 
 type Result<T> = std::result::Result<T, ExportError>;
@@ -98,8 +108,13 @@ pub struct Exporter {
     root: PathBuf,
 }
 
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+/// The partitions of a run, for its span: `2026-11-27..2026-11-28` (or the one key).
+fn partition_span(parts: &[Partition]) -> String {
+    match (parts.first(), parts.last()) {
+        (Some(a), Some(b)) if a.key != b.key => format!("{}..{}", a.key, b.key),
+        (Some(a), _) => a.key.clone(),
+        _ => String::new(),
+    }
 }
 
 /// `text` as a known kind (names were validated with the configuration).
@@ -242,10 +257,7 @@ impl Exporter {
                 let written = tokio::task::spawn_blocking(move || {
                     write_partition(&dir, &formats, shape, opts, |sinks| {
                         while let Some(chunk) = rx.blocking_recv() {
-                            let cols = chunk?;
-                            for s in sinks.iter_mut() {
-                                s.write_raw(&cols)?;
-                            }
+                            write_raw(sinks, &chunk?)?;
                         }
                         Ok(())
                     })
@@ -277,14 +289,9 @@ impl Exporter {
                         let mut regroup = AggRegrouper::default();
                         while let Some(chunk) = rx.blocking_recv() {
                             let rows = regroup.push(chunk?, &aggs)?;
-                            for s in sinks.iter_mut() {
-                                s.write(&rows)?;
-                            }
+                            write_rows(sinks, shape, &rows)?;
                         }
-                        let rows = regroup.flush(&aggs)?;
-                        for s in sinks.iter_mut() {
-                            s.write(&rows)?;
-                        }
+                        write_rows(sinks, shape, &regroup.flush(&aggs)?)?;
                         Ok(())
                     })
                 })
@@ -340,6 +347,20 @@ impl Exporter {
 
     /// Exports `parts` of `ds` as one recorded run, then rewrites the dataset's metadata.
     /// `progress` is called after each partition.
+    ///
+    /// One span per run (`export_run`: dataset, trigger, the partitions, the run id), one per
+    /// partition inside it. A failure is recorded with the run and returned, not logged: the
+    /// caller that handles it logs it (the scheduler) or reports it (the CLI).
+    #[tracing::instrument(
+        name = "export_run",
+        skip_all,
+        fields(
+            dataset = %ds.name,
+            trigger = trigger.as_str(),
+            partitions = %partition_span(parts),
+            run = tracing::field::Empty,
+        )
+    )]
     pub async fn run(
         &self,
         ds: &DatasetSettings,
@@ -355,12 +376,14 @@ impl Exporter {
             .store
             .start_export_run(&ds.name, trigger.as_str(), (first.start, last.end), started)
             .await?;
+        tracing::Span::current().record("run", run_id);
         let mut summary = RunSummary {
             run_id,
             ..RunSummary::default()
         };
         for part in parts {
-            match self.export_partition(ds, part).await {
+            let span = tracing::info_span!("export_partition", partition = %part.key);
+            match self.export_partition(ds, part).instrument(span).await {
                 Ok(outcome) => {
                     summary.partitions += 1;
                     summary.empty += usize::from(outcome.rows == 0);
@@ -371,8 +394,10 @@ impl Exporter {
                 Err(e) => {
                     let msg = e.to_string();
                     self.finish(run_id, "failed", &summary, Some(&msg)).await;
-                    tracing::error!(dataset = %ds.name, partition = %part.key, error = %msg, "export failed");
-                    return Err(e);
+                    return Err(ExportError::Partition {
+                        partition: part.key.clone(),
+                        source: Box::new(e),
+                    });
                 }
             }
         }
@@ -422,39 +447,51 @@ impl Exporter {
         let name = ds.name.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let meta = crate::writer::write_sensors(&dir, id_column, &sensors, opts)?;
-            let manifest = json!({
-                "dataset": name,
-                "modified": utc(now),
-                "files": files.iter().map(|f| json!({
-                    "format": f.format,
-                    "partition": f.partition,
-                    "path": f.path,
-                    "rows": f.rows,
-                    "bytes": f.bytes,
-                    "sha256": f.sha256,
-                    "modified": utc(f.modified),
-                    "start": utc(f.window_start),
-                    "end": utc(f.window_end),
-                })).collect::<Vec<_>>(),
-                "sensors": meta.iter().map(|w| json!({
-                    "format": if w.path.extension().is_some_and(|e| e == "parquet") { "parquet" } else { "csv" },
-                    "path": relative(&root, &w.path),
-                    "rows": w.rows,
-                    "bytes": w.bytes,
-                    "sha256": w.sha256,
-                    "modified": utc(now),
-                })).collect::<Vec<_>>(),
-            });
+            let manifest = Manifest {
+                dataset: name,
+                modified: Some(utc(now)),
+                files: files
+                    .iter()
+                    .map(|f| ManifestFile {
+                        format: f.format.clone(),
+                        partition: Some(f.partition.clone()),
+                        path: f.path.clone(),
+                        rows: u64::try_from(f.rows).unwrap_or_default(),
+                        bytes: u64::try_from(f.bytes).unwrap_or_default(),
+                        sha256: f.sha256.clone(),
+                        modified: utc(f.modified),
+                        start: Some(utc(f.window_start)),
+                        end: Some(utc(f.window_end)),
+                    })
+                    .collect(),
+                sensors: meta
+                    .iter()
+                    .map(|w| ManifestFile {
+                        format: if w.path.extension().is_some_and(|e| e == "parquet") {
+                            "parquet"
+                        } else {
+                            "csv"
+                        }
+                        .to_string(),
+                        partition: None,
+                        path: relative(&root, &w.path),
+                        rows: w.rows,
+                        bytes: w.bytes,
+                        sha256: w.sha256.clone(),
+                        modified: utc(now),
+                        start: None,
+                        end: None,
+                    })
+                    .collect(),
+            };
             let path = dir.join("manifest.json");
             let tmp = dir.join(format!("manifest.json.tmp-{}", std::process::id()));
             let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
             std::fs::write(&tmp, text)
                 .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|source| {
-                    WriteError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    }
+                .map_err(|source| WriteError::Io {
+                    path: path.display().to_string(),
+                    source,
                 })?;
             Ok(())
         })

@@ -31,14 +31,20 @@
 //! | `value` | DOUBLE | `.` decimal |
 //! | `lon`, `lat` | DOUBLE | WGS84 degrees |
 //! | `geometry` | BINARY, WKB point (GeoParquet 1.1 `geo` metadata with bbox) | not in CSV |
+//! | `bbox` | struct {xmin, ymin, xmax, ymax} of DOUBLE: the GeoParquet 1.1 bbox covering (declared under `covering` in `geo`), with min/max statistics per row group so readers skip row groups by area | not in CSV |
 //!
 //! Aggregated datasets (`15m`, `1h`, `1d`) replace `sensor_id` by `group_id` (a parking site's
 //! uid, a building id, or the sensor id of a device in no place) and add `agg` (`avg`, `min`,
 //! `max`; one row per aggregate) and `count` (readings in the cell, INT64), sorted by
 //! `group_id, quantity, agg, observed_at`; `observed_at` is the bucket start and the geometry
 //! the group's.
+//!
+//! The encoder of these files ([`encode`]) also writes the API's on-demand downloads
+//! (`/v1/exports/readings.*`), so their Parquet is GeoParquet with the same `geometry` and
+//! `bbox` columns. The sensors tables carry `geometry` and `bbox` too.
 
 pub mod dcat;
+pub mod encode;
 pub mod export;
 pub mod model;
 pub mod partition;

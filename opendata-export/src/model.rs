@@ -2,7 +2,41 @@
 //! catalogue.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use stadtpuls_config::{DatasetSettings, ExportFormat};
+
+/// `meta/<name>/manifest.json`: every data file and the sensors (or groups) tables of a
+/// dataset. The API serves it with a download URL per file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub dataset: String,
+    /// When the manifest was written; null in the API's answer before the first export.
+    pub modified: Option<String>,
+    pub files: Vec<ManifestFile>,
+    pub sensors: Vec<ManifestFile>,
+}
+
+/// A file of a [`Manifest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// `parquet`, `csv` or `csv_excel`.
+    pub format: String,
+    /// Data files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Relative to `opendata.output_dir`, with `/`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Lower-case hex.
+    pub sha256: String,
+    pub modified: String,
+    /// Data files only: the partition's window `[start, end)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
 
 /// One published data file.
 #[derive(Clone, Debug, PartialEq)]

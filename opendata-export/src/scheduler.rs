@@ -42,7 +42,9 @@ async fn run_one(exporter: &Exporter, ds: &DatasetSettings, now: DateTime<Utc>, 
         Err(e) => {
             metrics::counter!("stadtpuls_export_runs_total", "dataset" => ds.name.clone(), "status" => "failed")
                 .increment(1);
-            tracing::error!(dataset = %ds.name, error = %e, "scheduled export failed; it stays due");
+            // The one log line of a failed export (the exporter records it with the run and
+            // returns it).
+            tracing::error!(dataset = %ds.name, trigger = trigger.as_str(), error = %e, "scheduled export failed; it stays due");
         }
     }
 }

@@ -1,19 +1,16 @@
-//! File writers: rows → Arrow record batches → GeoParquet 1.1 (zstd, dictionary-encoded strings,
-//! explicit row groups, `sorting_columns`, `geo` metadata with bbox), and the same rows as
-//! RFC 4180 CSV. Every file is written under a temporary name while its SHA-256 and size are
+//! Open-data files: rows → Arrow record batches → the shared encoder ([`crate::encode`]:
+//! GeoParquet 1.1 with the bbox covering column, zstd, explicit row groups, `sorting_columns`;
+//! or RFC 4180 CSV). Every file is written under a temporary name while its SHA-256 and size are
 //! computed on the fly, and renamed into place only when complete.
 //!
 //! Blocking (file IO and compression): run it on a blocking thread.
 
-use arrow_array::builder::{BinaryBuilder, Float64Builder, Int64Builder, StringBuilder};
+use crate::encode::{utc_micros, EncodeError, Encoder, Format, Points, Table};
+pub use crate::encode::{wkb_point, BBox, ParquetOptions};
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::{DateTime, SecondsFormat, Utc};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::properties::{WriterProperties, WriterVersion};
-use parquet::schema::types::ColumnPath;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use stadtpuls_config::ExportFormat;
 use stadtpuls_gateways::Quantity;
@@ -33,15 +30,12 @@ pub enum WriteError {
         path: String,
         source: std::io::Error,
     },
-    /// The Parquet or Arrow layer failed.
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
+    /// Encoding the file failed.
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
     /// Building a record batch failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    /// Writing CSV failed.
-    #[error("csv: {0}")]
-    Csv(#[from] csv::Error),
     /// A reading names a quantity id this build does not know.
     #[error("unknown quantity id {0}")]
     UnknownQuantity(i16),
@@ -100,16 +94,12 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// The Arrow schema of the data files.
+    /// The Arrow schema of the data files' own columns (GeoParquet adds `geometry` and `bbox`,
+    /// see [`crate::encode`]).
     pub fn schema(self) -> SchemaRef {
-        let time = Field::new(
-            "observed_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        );
+        let time = Field::new("observed_at", utc_micros(), false);
         let s = |name: &str| Field::new(name, DataType::Utf8, false);
         let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let geometry = Field::new("geometry", DataType::Binary, false);
         let fields = match self {
             Shape::Raw => vec![
                 time,
@@ -119,7 +109,6 @@ impl Shape {
                 f("value"),
                 f("lon"),
                 f("lat"),
-                geometry,
             ],
             Shape::Aggregated => vec![
                 time,
@@ -131,7 +120,6 @@ impl Shape {
                 Field::new("count", DataType::Int64, false),
                 f("lon"),
                 f("lat"),
-                geometry,
             ],
         };
         Arc::new(Schema::new(fields))
@@ -146,9 +134,21 @@ impl Shape {
             Shape::Aggregated => &[1, 2, 4, 0],
         }
     }
+
+    /// The encoder's table of this shape.
+    pub fn table(self) -> Table {
+        Table {
+            schema: self.schema(),
+            sorting: self.sort_columns().to_vec(),
+            created_by: CREATED_BY,
+        }
+    }
 }
 
-/// One output row, in the column order of [`Shape::schema`] (geometry is derived).
+/// The Parquet `created_by` of the open-data files.
+const CREATED_BY: &str = "stadtpuls opendata-export";
+
+/// One output row, in the column order of [`Shape::schema`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutRow {
     pub time: DateTime<Utc>,
@@ -160,16 +160,6 @@ pub struct OutRow {
     pub value: f64,
     pub lon: f64,
     pub lat: f64,
-}
-
-/// A WKB point (little endian): lon is x, lat is y.
-pub fn wkb_point(lon: f64, lat: f64) -> [u8; 21] {
-    let mut b = [0u8; 21];
-    b[0] = 1;
-    b[1..5].copy_from_slice(&1u32.to_le_bytes());
-    b[5..13].copy_from_slice(&lon.to_le_bytes());
-    b[13..21].copy_from_slice(&lat.to_le_bytes());
-    b
 }
 
 /// The quantity of every row of a raw chunk (ids the build does not know are an error).
@@ -188,12 +178,10 @@ pub fn raw_batch(cols: &RawColumns) -> Result<RecordBatch> {
     let mut id = StringBuilder::with_capacity(n, cols.ids.len());
     let mut quantity = StringBuilder::with_capacity(n, n * 12);
     let mut unit = StringBuilder::with_capacity(n, n * 4);
-    let mut geometry = BinaryBuilder::with_capacity(n, n * 21);
     for (i, q) in qs.iter().enumerate() {
         id.append_value(cols.id(i));
         quantity.append_value(q.name());
         unit.append_value(q.unit());
-        geometry.append_value(wkb_point(cols.lon[i], cols.lat[i]));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(time),
@@ -203,7 +191,6 @@ pub fn raw_batch(cols: &RawColumns) -> Result<RecordBatch> {
         Arc::new(Float64Array::from(cols.value.clone())),
         Arc::new(Float64Array::from(cols.lon.clone())),
         Arc::new(Float64Array::from(cols.lat.clone())),
-        Arc::new(geometry.finish()),
     ];
     Ok(RecordBatch::try_new(Shape::Raw.schema(), columns)?)
 }
@@ -290,7 +277,6 @@ pub fn to_batch(shape: Shape, rows: &[OutRow]) -> Result<RecordBatch> {
     let mut count = Int64Builder::with_capacity(n);
     let mut lon = Float64Builder::with_capacity(n);
     let mut lat = Float64Builder::with_capacity(n);
-    let mut geometry = BinaryBuilder::with_capacity(n, n * 21);
     for r in rows {
         id.append_value(&r.id);
         quantity.append_value(r.quantity.name());
@@ -302,7 +288,6 @@ pub fn to_batch(shape: Shape, rows: &[OutRow]) -> Result<RecordBatch> {
         value.append_value(r.value);
         lon.append_value(r.lon);
         lat.append_value(r.lat);
-        geometry.append_value(wkb_point(r.lon, r.lat));
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(time),
@@ -319,45 +304,7 @@ pub fn to_batch(shape: Shape, rows: &[OutRow]) -> Result<RecordBatch> {
     }
     columns.push(Arc::new(lon.finish()));
     columns.push(Arc::new(lat.finish()));
-    columns.push(Arc::new(geometry.finish()));
     Ok(RecordBatch::try_new(shape.schema(), columns)?)
-}
-
-/// Running `[min lon, min lat, max lon, max lat]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BBox(pub Option<[f64; 4]>);
-
-impl BBox {
-    pub fn add(&mut self, lon: f64, lat: f64) {
-        self.0 = Some(match self.0 {
-            None => [lon, lat, lon, lat],
-            Some([a, b, c, d]) => [a.min(lon), b.min(lat), c.max(lon), d.max(lat)],
-        });
-    }
-
-    /// The GeoParquet 1.1 `geo` metadata value for a WKB point column named `geometry`.
-    pub fn geo_metadata(&self) -> String {
-        let mut column = serde_json::json!({
-            "encoding": "WKB",
-            "geometry_types": ["Point"],
-        });
-        if let Some(b) = self.0 {
-            column["bbox"] = serde_json::json!(b);
-        }
-        serde_json::json!({
-            "version": "1.1.0",
-            "primary_column": "geometry",
-            "columns": { "geometry": column },
-        })
-        .to_string()
-    }
-}
-
-/// Parquet settings of the export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParquetOptions {
-    pub zstd_level: i32,
-    pub row_group_rows: usize,
 }
 
 /// The temporary path a file is written under.
@@ -401,61 +348,21 @@ fn commit(
     })
 }
 
-/// A data file being written in one format.
+/// A data file being written in one format, under its temporary name.
 #[derive(Debug)]
-pub enum Sink {
-    Parquet {
-        writer: Box<ArrowWriter<HashingWriter<BufWriter<File>>>>,
-        shape: Shape,
-        bbox: BBox,
-        rows: u64,
-        tmp: PathBuf,
-        path: PathBuf,
-    },
-    Csv {
-        writer: Box<csv::Writer<HashingWriter<BufWriter<File>>>>,
-        rows: u64,
-        tmp: PathBuf,
-        path: PathBuf,
-    },
+pub struct Sink {
+    encoder: Encoder<HashingWriter<BufWriter<File>>>,
+    tmp: PathBuf,
+    path: PathBuf,
 }
 
-/// CSV header of a shape: the Parquet columns without `geometry`.
-fn csv_header(shape: Shape) -> Vec<String> {
-    shape
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .filter(|n| n != "geometry")
-        .collect()
-}
-
-/// One CSV data row: the columns of [`csv_header`] (`agg` and `count` for aggregated rows).
-fn csv_record(
-    time: String,
-    id: &str,
-    q: Quantity,
-    agg: Option<(&str, i64)>,
-    value: f64,
-    lon: f64,
-    lat: f64,
-) -> Vec<String> {
-    let mut record = vec![time, id.to_string(), q.name().into(), q.unit().into()];
-    if let Some((a, _)) = agg {
-        record.push(a.to_string());
+/// What the encoder writes for an export format.
+fn encoding(format: ExportFormat, opts: ParquetOptions) -> Format {
+    match format {
+        ExportFormat::Parquet => Format::Parquet(opts),
+        ExportFormat::Csv => Format::Csv { excel: false },
+        ExportFormat::CsvExcel => Format::Csv { excel: true },
     }
-    record.push(value.to_string());
-    if let Some((_, count)) = agg {
-        record.push(count.to_string());
-    }
-    record.push(lon.to_string());
-    record.push(lat.to_string());
-    record
-}
-
-fn utc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 impl Sink {
@@ -468,194 +375,82 @@ impl Sink {
     ) -> Result<Sink> {
         let tmp = temporary(path);
         let out = create(&tmp)?;
-        match format {
-            ExportFormat::Parquet => {
-                let sorting = shape
-                    .sort_columns()
-                    .iter()
-                    .map(|&i| SortingColumn {
-                        column_idx: i as i32,
-                        descending: false,
-                        nulls_first: false,
-                    })
-                    .collect();
-                let props = WriterProperties::builder()
-                    .set_writer_version(WriterVersion::PARQUET_2_0)
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
-                    .set_dictionary_enabled(true)
-                    // Times: per sensor a steady cadence, so delta encoding packs most of a
-                    // timestamp into a few bits (a dictionary of distinct times would not).
-                    .set_column_dictionary_enabled(ColumnPath::from("observed_at"), false)
-                    .set_column_encoding(
-                        ColumnPath::from("observed_at"),
-                        Encoding::DELTA_BINARY_PACKED,
-                    )
-                    .set_max_row_group_row_count(Some(opts.row_group_rows))
-                    .set_sorting_columns(Some(sorting))
-                    .set_created_by("stadtpuls opendata-export".into())
-                    .build();
-                let writer = ArrowWriter::try_new(out, shape.schema(), Some(props))?;
-                Ok(Sink::Parquet {
-                    writer: Box::new(writer),
-                    shape,
-                    bbox: BBox(None),
-                    rows: 0,
-                    tmp,
-                    path: path.to_path_buf(),
-                })
-            }
-            ExportFormat::Csv | ExportFormat::CsvExcel => {
-                let excel = format == ExportFormat::CsvExcel;
-                let mut out = out;
-                if excel {
-                    out.write_all("\u{feff}".as_bytes()).map_err(io(&tmp))?;
-                }
-                let mut writer = csv::WriterBuilder::new()
-                    .delimiter(if excel { b';' } else { b',' })
-                    .terminator(csv::Terminator::CRLF)
-                    .from_writer(out);
-                writer.write_record(csv_header(shape))?;
-                Ok(Sink::Csv {
-                    writer: Box::new(writer),
-                    rows: 0,
-                    tmp,
-                    path: path.to_path_buf(),
-                })
+        match Encoder::new(out, encoding(format, opts), shape.table()) {
+            Ok(encoder) => Ok(Sink {
+                encoder,
+                tmp,
+                path: path.to_path_buf(),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e.into())
             }
         }
     }
 
-    /// Appends rows (already in the file's sort order).
-    pub fn write(&mut self, rows: &[OutRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Sink::Parquet {
-                writer,
-                shape,
-                bbox,
-                rows: n,
-                ..
-            } => {
-                for r in rows {
-                    bbox.add(r.lon, r.lat);
-                }
-                writer.write(&to_batch(*shape, rows)?)?;
-                *n += rows.len() as u64;
-            }
-            Sink::Csv {
-                writer, rows: n, ..
-            } => {
-                for r in rows {
-                    writer.write_record(csv_record(
-                        utc(r.time),
-                        &r.id,
-                        r.quantity,
-                        r.agg,
-                        r.value,
-                        r.lon,
-                        r.lat,
-                    ))?;
-                }
-                *n += rows.len() as u64;
-            }
-        }
-        Ok(())
-    }
-
-    /// Appends a raw chunk (already in the file's sort order).
-    pub fn write_raw(&mut self, cols: &RawColumns) -> Result<()> {
-        if cols.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Sink::Parquet {
-                writer, bbox, rows, ..
-            } => {
-                for (lon, lat) in cols.lon.iter().zip(&cols.lat) {
-                    bbox.add(*lon, *lat);
-                }
-                writer.write(&raw_batch(cols)?)?;
-                *rows += cols.len() as u64;
-            }
-            Sink::Csv {
-                writer, rows: n, ..
-            } => {
-                let qs = quantities(cols)?;
-                for (i, q) in qs.iter().enumerate() {
-                    let time = DateTime::<Utc>::from_timestamp_micros(cols.time_us[i])
-                        .map(utc)
-                        .unwrap_or_default();
-                    writer.write_record(csv_record(
-                        time,
-                        cols.id(i),
-                        *q,
-                        None,
-                        cols.value[i],
-                        cols.lon[i],
-                        cols.lat[i],
-                    ))?;
-                }
-                *n += cols.len() as u64;
-            }
-        }
-        Ok(())
+    /// Appends a batch of the file's columns (rows already in the file's sort order) and the
+    /// rows' positions.
+    pub fn write_batch(&mut self, batch: &RecordBatch, points: Points<'_>) -> Result<()> {
+        Ok(self.encoder.write(batch, points)?)
     }
 
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
-        match self {
-            Sink::Parquet { rows, .. } | Sink::Csv { rows, .. } => *rows,
-        }
+        self.encoder.rows()
     }
 
     /// Completes the file and renames it into place.
     pub fn finish(self) -> Result<Written> {
-        match self {
-            Sink::Parquet {
-                mut writer,
-                bbox,
-                rows,
-                tmp,
-                path,
-                ..
-            } => {
-                writer.append_key_value_metadata(KeyValue::new(
-                    "geo".to_string(),
-                    bbox.geo_metadata(),
-                ));
-                // Writes the footer and hands back the file.
-                let out = writer.into_inner()?;
-                commit(out, &tmp, &path, rows)
-            }
-            Sink::Csv {
-                writer,
-                rows,
-                tmp,
-                path,
-            } => {
-                let out = writer.into_inner().map_err(|e| WriteError::Io {
-                    path: tmp.display().to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-                commit(out, &tmp, &path, rows)
-            }
-        }
+        let rows = self.encoder.rows();
+        let out = self.encoder.finish()?;
+        commit(out, &self.tmp, &self.path, rows)
     }
 
     /// Drops the temporary file (after an error, or when nothing was written).
     pub fn discard(self) {
-        let tmp = match &self {
-            Sink::Parquet { tmp, .. } | Sink::Csv { tmp, .. } => tmp.clone(),
-        };
-        drop(self);
+        let Sink { encoder, tmp, .. } = self;
+        drop(encoder);
         let _ = std::fs::remove_file(tmp);
     }
 }
 
+/// Appends aggregated (or raw) output rows to every sink: one record batch for all formats.
+pub fn write_rows(sinks: &mut [Sink], shape: Shape, rows: &[OutRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = to_batch(shape, rows)?;
+    let lon: Vec<f64> = rows.iter().map(|r| r.lon).collect();
+    let lat: Vec<f64> = rows.iter().map(|r| r.lat).collect();
+    let points = Points {
+        lon: &lon,
+        lat: &lat,
+    };
+    for s in sinks {
+        s.write_batch(&batch, points)?;
+    }
+    Ok(())
+}
+
+/// Appends a raw chunk to every sink: one record batch for all formats.
+pub fn write_raw(sinks: &mut [Sink], cols: &RawColumns) -> Result<()> {
+    if cols.is_empty() {
+        return Ok(());
+    }
+    let batch = raw_batch(cols)?;
+    let points = Points {
+        lon: &cols.lon,
+        lat: &cols.lat,
+    };
+    for s in sinks {
+        s.write_batch(&batch, points)?;
+    }
+    Ok(())
+}
+
 /// Writes the sensors (or groups) table of a dataset as GeoParquet and CSV:
-/// `id` (`sensor_id` or `group_id`), `kind`, `name`, `lon`, `lat` (+ `geometry`).
+/// `id` (`sensor_id` or `group_id`), `kind`, `name`, `lon`, `lat` (+ `geometry` and `bbox` in
+/// GeoParquet).
 pub fn write_sensors(
     dir: &Path,
     id_column: &str,
@@ -666,75 +461,61 @@ pub fn write_sensors(
         .iter()
         .filter_map(|s| Some((s, s.lon?, s.lat?)))
         .collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(id_column, DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("name", DataType::Utf8, true),
-        Field::new("lon", DataType::Float64, false),
-        Field::new("lat", DataType::Float64, false),
-        Field::new("geometry", DataType::Binary, false),
-    ]));
-    let mut bbox = BBox(None);
+    let table = Table {
+        schema: Arc::new(Schema::new(vec![
+            Field::new(id_column, DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("lon", DataType::Float64, false),
+            Field::new("lat", DataType::Float64, false),
+        ])),
+        sorting: Vec::new(),
+        created_by: CREATED_BY,
+    };
     let mut ids = StringBuilder::new();
     let mut kinds = StringBuilder::new();
     let mut names = StringBuilder::new();
-    let mut lons = Float64Builder::new();
-    let mut lats = Float64Builder::new();
-    let mut geometry = BinaryBuilder::new();
+    let mut lons = Vec::with_capacity(located.len());
+    let mut lats = Vec::with_capacity(located.len());
     for (s, lon, lat) in &located {
-        bbox.add(*lon, *lat);
         ids.append_value(&s.id);
         kinds.append_value(&s.kind);
         names.append_option(s.name.as_deref());
-        lons.append_value(*lon);
-        lats.append_value(*lat);
-        geometry.append_value(wkb_point(*lon, *lat));
+        lons.push(*lon);
+        lats.push(*lat);
     }
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        table.schema.clone(),
         vec![
             Arc::new(ids.finish()),
             Arc::new(kinds.finish()),
             Arc::new(names.finish()),
-            Arc::new(lons.finish()),
-            Arc::new(lats.finish()),
-            Arc::new(geometry.finish()),
+            Arc::new(Float64Array::from(lons.clone())),
+            Arc::new(Float64Array::from(lats.clone())),
         ],
     )?;
-    let parquet_path = dir.join("sensors.parquet");
-    let tmp = temporary(&parquet_path);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
-        .build();
-    let mut writer = ArrowWriter::try_new(create(&tmp)?, schema, Some(props))?;
-    writer.write(&batch)?;
-    writer.append_key_value_metadata(KeyValue::new("geo".to_string(), bbox.geo_metadata()));
-    let parquet = commit(
-        writer.into_inner()?,
-        &tmp,
-        &parquet_path,
-        located.len() as u64,
-    )?;
-
-    let csv_path = dir.join("sensors.csv");
-    let tmp = temporary(&csv_path);
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(create(&tmp)?);
-    w.write_record([id_column, "kind", "name", "lon", "lat"])?;
-    for (s, lon, lat) in &located {
-        w.write_record([
-            s.id.as_str(),
-            s.kind.as_str(),
-            s.name.as_deref().unwrap_or(""),
-            &lon.to_string(),
-            &lat.to_string(),
-        ])?;
-    }
-    let out = w.into_inner().map_err(|e| WriteError::Io {
-        path: tmp.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let csv = commit(out, &tmp, &csv_path, located.len() as u64)?;
-    Ok(vec![parquet, csv])
+    let points = Points {
+        lon: &lons,
+        lat: &lats,
+    };
+    [
+        ("sensors.parquet", Format::Parquet(opts)),
+        ("sensors.csv", Format::Csv { excel: false }),
+    ]
+    .into_iter()
+    .map(|(name, format)| {
+        let path = dir.join(name);
+        let tmp = temporary(&path);
+        let written = create(&tmp).and_then(|out| {
+            let mut encoder = Encoder::new(out, format, table.clone())?;
+            encoder.write(&batch, points)?;
+            let rows = encoder.rows();
+            commit(encoder.finish()?, &tmp, &path, rows)
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    })
+    .collect()
 }

@@ -3,9 +3,13 @@
 //! files opened by pyarrow, DuckDB, pandas and GeoPandas (`tests/python/check_exports.py`).
 #![allow(clippy::unwrap_used)]
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, RecordBatch};
 use chrono::{DateTime, Utc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::statistics::Statistics;
 use serde_json::{json, Value};
 use stadtpuls_config::{DatasetSettings, Settings};
 use stadtpuls_gateways::{DevEui, Quantity};
@@ -336,6 +340,91 @@ async fn exports_catch_up_read_back_and_open_in_python_readers() {
         geo["columns"]["geometry"]["bbox"],
         json!([7.4593, 51.5178, 7.46, 51.518])
     );
+    assert_eq!(
+        geo["columns"]["geometry"]["covering"],
+        json!({"bbox": {
+            "xmin": ["bbox", "xmin"], "ymin": ["bbox", "ymin"],
+            "xmax": ["bbox", "xmax"], "ymax": ["bbox", "ymax"],
+        }})
+    );
+    // The bbox covering column: a struct after geometry, and min/max statistics of its leaves
+    // in every row group that span the row group's points.
+    let names: Vec<&str> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "observed_at",
+            "sensor_id",
+            "quantity",
+            "unit",
+            "value",
+            "lon",
+            "lat",
+            "geometry",
+            "bbox"
+        ]
+    );
+    let mut extents = Vec::new();
+    for rg in meta.row_groups() {
+        let stat = |leaf: &str| -> (f64, f64) {
+            let c = rg
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == leaf)
+                .unwrap();
+            match c.statistics() {
+                Some(Statistics::Double(s)) => (*s.min_opt().unwrap(), *s.max_opt().unwrap()),
+                other => panic!("{leaf}: {other:?}"),
+            }
+        };
+        let (xmin, _) = stat("bbox.xmin");
+        let (ymin, _) = stat("bbox.ymin");
+        let (_, xmax) = stat("bbox.xmax");
+        let (_, ymax) = stat("bbox.ymax");
+        extents.push([xmin, ymin, xmax, ymax]);
+    }
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let mut row = 0;
+    for b in &batches {
+        let lon = b
+            .column_by_name("lon")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let lat = b
+            .column_by_name("lat")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let bbox = b.column_by_name("bbox").unwrap().as_struct();
+        assert_eq!(bbox.null_count(), 0);
+        let leaf = |name: &str, i: usize| {
+            bbox.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .value(i)
+        };
+        for i in 0..b.num_rows() {
+            let (x, y) = (lon.value(i), lat.value(i));
+            assert_eq!(
+                [
+                    leaf("xmin", i),
+                    leaf("ymin", i),
+                    leaf("xmax", i),
+                    leaf("ymax", i)
+                ],
+                [x, y, x, y]
+            );
+            // row_group_rows = 2: row i is in row group i / 2.
+            let [x0, y0, x1, y1] = extents[row / 2];
+            assert!(x0 <= x && x <= x1 && y0 <= y && y <= y1, "row {row}");
+            row += 1;
+        }
+    }
+    assert_eq!(row, 3);
 
     // CSV and the Excel variant.
     let csv =
@@ -527,4 +616,120 @@ fn check_with_python_readers(root: &Path, expected: &Value) {
     );
     assert!(out.status.success(), "python readers failed:\n{text}");
     eprintln!("{text}");
+}
+
+/// What a tracing layer saw: `span <name> <fields>`, `record <name> <fields>`,
+/// `event <LEVEL> <fields>`.
+#[derive(Clone, Debug, Default)]
+struct Traces(Arc<Mutex<Vec<String>>>);
+
+#[derive(Default)]
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push_str(&format!(" {}={value}", field.name()));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Traces
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        attrs.record(&mut f);
+        let line = format!("span {}{}", attrs.metadata().name(), f.0);
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut f = Fields::default();
+        values.record(&mut f);
+        let name = ctx.span(id).map_or("?", |s| s.name());
+        self.0.lock().unwrap().push(format!("record {name}{}", f.0));
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let line = format!("event {}{}", event.metadata().level(), f.0);
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[tokio::test]
+async fn a_run_is_one_span_and_its_failure_is_returned_not_logged() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let store = city().await;
+    let dir = out_dir();
+    let clock = Arc::new(TestClock(Mutex::new(utc("2026-11-29T03:00:00Z"))));
+    let (exp, settings) = exporter(&store, &dir, clock.clone());
+    let parking = &settings.opendata.datasets[0];
+    let parts = exp.due(parking, clock.now()).await.unwrap().new;
+    // The 28th cannot be written: a file stands where its folder goes.
+    std::fs::create_dir_all(dir.join("dataset=parking_occupancy")).unwrap();
+    std::fs::write(dir.join("dataset=parking_occupancy/date=2026-11-28"), "x").unwrap();
+
+    let traces = Traces::default();
+    let subscriber = tracing_subscriber::registry().with(traces.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    let e = exp
+        .run(parking, &parts, Trigger::Manual, &mut |_| {})
+        .await
+        .unwrap_err();
+    drop(guard);
+
+    // The error names the partition; the run records the cause.
+    let message = e.to_string();
+    assert!(
+        message.starts_with("partition 2026-11-28: write: "),
+        "{message}"
+    );
+    let runs: Vec<(String, Option<String>)> =
+        fetch_all(&store, "SELECT status, error FROM export_runs").await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].0, "failed");
+    assert!(message.ends_with(runs[0].1.as_deref().unwrap()), "{runs:?}");
+
+    let seen = traces.0.lock().unwrap().clone();
+    let runs: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("span export_run"))
+        .collect();
+    assert_eq!(
+        runs,
+        [&"span export_run dataset=parking_occupancy trigger=manual partitions=2026-11-26..2026-11-28".to_string()],
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.starts_with("record export_run run=")),
+        "{seen:#?}"
+    );
+    let partitions: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("span export_partition"))
+        .collect();
+    assert_eq!(partitions.len(), 3, "{seen:#?}");
+    assert!(partitions[2].ends_with("partition=2026-11-28"));
+    // Logging is the caller's (the scheduler logs, the CLI reports): nothing here.
+    let errors: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.starts_with("event ERROR") || l.starts_with("event WARN"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,9 +88,14 @@ import traceback
 import zoneinfo
 from pathlib import Path
 
-RAW_COLUMNS = ["observed_at", "sensor_id", "quantity", "unit", "value", "lon", "lat", "geometry"]
+RAW_COLUMNS = ["observed_at", "sensor_id", "quantity", "unit", "value", "lon", "lat", "geometry",
+               "bbox"]
 AGG_COLUMNS = ["observed_at", "group_id", "quantity", "unit", "agg", "value", "count", "lon",
-               "lat", "geometry"]
+               "lat", "geometry", "bbox"]
+GEO_COLUMNS = ("geometry", "bbox")  # GeoParquet only, not in CSV
+BBOX_FIELDS = ["xmin", "ymin", "xmax", "ymax"]
+# The GeoParquet 1.1 bbox covering every file declares.
+COVERING = {"bbox": {f: ["bbox", f] for f in BBOX_FIELDS}}
 RAW_KEY = ["sensor_id", "quantity", "observed_at"]  # also the documented sort order
 AGG_KEY = ["group_id", "quantity", "agg", "observed_at"]
 STRING_COLUMNS = {"sensor_id", "group_id", "quantity", "unit", "agg"}
@@ -275,7 +280,7 @@ class Dataset:
         self.formats: list[str] = list(fmts)
         self.columns: list[str] = list(d.get("columns") or
                                        (RAW_COLUMNS if self.kind == "raw" else AGG_COLUMNS))
-        self.csv_columns = [c for c in self.columns if c != "geometry"]
+        self.csv_columns = [c for c in self.columns if c not in GEO_COLUMNS]
         self.sort_key = RAW_KEY if self.kind == "raw" else AGG_KEY
         self.rows: list[dict] = list(d.get("rows", []))
         for r in self.rows:
@@ -452,6 +457,11 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
             elif name == "geometry":
                 good = pa.types.is_binary(t) or pa.types.is_large_binary(t)
                 want = "binary"
+            elif name == "bbox":
+                good = (pa.types.is_struct(t) and [t.field(i).name for i in range(t.num_fields)]
+                        == BBOX_FIELDS and all(t.field(i).type == pa.float64()
+                                               for i in range(t.num_fields)))
+                want = "struct<xmin, ymin, xmax, ymax: double>"
             else:
                 good, want = False, "(an undocumented column)"
             if not good:
@@ -509,6 +519,8 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
             problems.append(f"geometry_types {gcol.get('geometry_types')!r} != ['Point']")
         if "crs" in gcol and not crs_is_wgs84(gcol["crs"]):
             problems.append(f"crs {gcol['crs']!r} is neither absent nor OGC:CRS84/EPSG:4326")
+        if gcol.get("covering") != COVERING:
+            problems.append(f"covering {gcol.get('covering')!r} != {COVERING!r}")
         bbox = gcol.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4
                 and all(isinstance(v, (int, float)) for v in bbox)):
@@ -542,13 +554,17 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
                        f"{r['lat']})")
             if not (xmin <= x <= xmax and ymin <= y <= ymax):
                 c.fail(f"{rel}: row {i} point ({x}, {y}) outside the geo bbox {bbox}")
+            if r["bbox"] != {"xmin": x, "ymin": y, "xmax": x, "ymax": y}:
+                c.fail(f"{rel}: row {i} bbox {r['bbox']} is not the box of POINT({x} {y})")
             if ds.bbox and not (ds.bbox[0] <= x <= ds.bbox[2] and ds.bbox[1] <= y <= ds.bbox[3]):
                 c.fail(f"{rel}: row {i} point ({x}, {y}) outside the expected bbox {ds.bbox}")
         if ds.bbox and not (ds.bbox[0] <= xmin and ymin >= ds.bbox[1] and xmax <= ds.bbox[2]
                             and ymax <= ds.bbox[3]):
             c.fail(f"{rel}: geo bbox {bbox} is not inside the expected bbox {ds.bbox}")
-        c.ok(f"{rel}: geo metadata 1.1.0/geometry/WKB/[Point], bbox {bbox} contains all "
-             f"{n} points, WKB points equal lon/lat")
+        c.ok(f"{rel}: geo metadata 1.1.0/geometry/WKB/[Point] with the bbox covering, bbox "
+             f"{bbox} contains all {n} points, WKB points and bbox columns equal lon/lat")
+        check_bbox_statistics(c, rel, root / rel, rows)
+        check_validator(c, root / rel)
 
         if ds.tz is not None:
             for r in rows:
@@ -560,6 +576,54 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
         rows_by_part[part] = rows
     find_rows(c, ds, "Parquet files", rows_by_part)
     return rows_by_part
+
+
+def check_bbox_statistics(c: Checks, rel: str, path: Path, rows: list[dict]) -> None:
+    """Every row group carries min/max statistics of the bbox leaf columns, and they are the
+    extent of its rows (what lets a reader skip row groups by area). Read with DuckDB: pyarrow
+    26 ignores DOUBLE statistics written under the IEEE 754 total column order (parquet-rs
+    60 writes that order for floating-point columns)."""
+    import duckdb
+
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    got = con.execute("SELECT row_group_id, row_group_num_rows, path_in_schema, "
+                      "stats_min_value, stats_max_value FROM parquet_metadata(?) "
+                      "ORDER BY row_group_id, column_id", [str(path)]).fetchall()
+    groups: dict[int, tuple[int, dict[str, tuple]]] = {}
+    for rg, nrows, col, lo, hi in got:
+        groups.setdefault(rg, (nrows, {}))[1][col.replace(", ", ".")] = (lo, hi)
+    start = 0
+    for i in sorted(groups):
+        nrows, leaves = groups[i]
+        part = rows[start:start + nrows]
+        start += nrows
+        for f in BBOX_FIELDS:
+            lo, hi = leaves.get(f"bbox.{f}", (None, None))
+            if lo is None or hi is None:
+                c.fail(f"{rel}: row group {i} column bbox.{f} has no min/max statistics")
+            vals = [r["bbox"][f] for r in part]
+            if (float(lo), float(hi)) != (min(vals), max(vals)):
+                c.fail(f"{rel}: row group {i} bbox.{f} statistics [{lo}, {hi}], its rows span "
+                       f"[{min(vals)}, {max(vals)}]")
+    c.ok(f"{rel}: min/max statistics of bbox.xmin/ymin/xmax/ymax in all {len(groups)} row "
+         f"group(s) equal their rows' extent")
+
+
+def check_validator(c: Checks, path: Path) -> None:
+    """geoparquet-validator: no test of any class (core, covering, distribution) may fail."""
+    import geoparquet_validator as gpv
+
+    report = gpv.check(str(path))
+    failed = [o for o in report["outcomes"] if o["status"] == "fail"]
+    if failed:
+        c.fail(f"{path.name}: geoparquet-validator {gpv.__version__}: "
+               + "; ".join(f"{o['id']}: {o['message']}" for o in failed))
+    passed = sum(o["status"] == "pass" for o in report["outcomes"])
+    order = next((o for o in report["outcomes"] if o["id"].endswith("/spatial-order")), None)
+    note = f"; spatial-order {order['status']}: {order['message']}" if order else ""
+    c.ok(f"{path.name}: geoparquet-validator {gpv.__version__}: {passed} tests pass, none "
+         f"fails (core, covering, distribution){note}")
 
 
 def crs_is_wgs84(crs) -> bool:
@@ -620,7 +684,20 @@ def check_duckdb(c: Checks, root: Path, ds: Dataset) -> None:
         c.fail(f"rows per {ds.key} {per}, expected {ds.nonempty}")
     c.ok(f"{total} rows in all; per {ds.key}: {per}")
 
-    cols = [c_ for c_ in ds.columns if c_ not in ("geometry", "observed_at")]
+    # The bbox covering as a filter: the lower left quarter of the extent by bbox struct fields
+    # selects the same rows as by lon/lat.
+    x0, y0, x1, y1 = con.execute(f"SELECT min(lon), min(lat), max(lon), max(lat) "
+                                 f"FROM {src}").fetchone()
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    by_bbox = con.execute(f"SELECT count(*) FROM {src} WHERE bbox.xmin <= ? AND bbox.ymin <= ? "
+                          f"AND bbox.xmax >= ? AND bbox.ymax >= ?", [xm, ym, x0, y0]).fetchone()[0]
+    by_pos = con.execute(f"SELECT count(*) FROM {src} WHERE lon <= ? AND lat <= ? "
+                         f"AND lon >= ? AND lat >= ?", [xm, ym, x0, y0]).fetchone()[0]
+    if by_bbox != by_pos or by_bbox == 0:
+        c.fail(f"a window filter by bbox.* selects {by_bbox} rows, by lon/lat {by_pos}")
+    c.ok(f"filter on bbox.xmin/ymin/xmax/ymax selects the same {by_bbox} rows as lon/lat")
+
+    cols = [c_ for c_ in ds.columns if c_ not in ("geometry", "bbox", "observed_at")]
     sel = ", ".join(["epoch_us(observed_at) AS observed_at"] + [f'"{x}"' for x in cols]
                     + [f"CAST({ds.key} AS VARCHAR) AS __part"])
     cur = con.execute(f"SELECT {sel} FROM {src}")
@@ -788,6 +865,15 @@ def check_geopandas(c: Checks, root: Path, ds: Dataset) -> None:
             c.fail(f"{rel}: row {i} POINT({gdf.geometry.x.iloc[i]} {gdf.geometry.y.iloc[i]}) "
                    f"!= lon/lat ({gdf['lon'].iloc[i]}, {gdf['lat'].iloc[i]})")
         c.ok(f"{rel}: GeoDataFrame of {len(gdf)} Points, x=lon y=lat, CRS {gdf.crs.to_string()}")
+        # read_parquet(bbox=…) filters by the covering column.
+        x0, y0, x1, y1 = gdf.total_bounds
+        window = (x0, y0, (x0 + x1) / 2, (y0 + y1) / 2)
+        part_gdf = gpd.read_parquet(root / rel, bbox=window)
+        inside = gdf[(gdf["lon"] <= window[2]) & (gdf["lat"] <= window[3])]
+        if len(part_gdf) != len(inside) or len(inside) == 0:
+            c.fail(f"{rel}: read_parquet(bbox={window}) gave {len(part_gdf)} rows, "
+                   f"{len(inside)} lie in the window")
+        c.ok(f"{rel}: read_parquet(bbox=lower left quarter) gives the {len(inside)} rows in it")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -898,6 +984,7 @@ def check_manifest(c: Checks, root: Path, ds: Dataset) -> None:
             md = pq.ParquetFile(root / rel).metadata
             if b"geo" not in (md.metadata or {}):
                 c.fail(f"{rel}: no 'geo' metadata (the sensor table carries geometry)")
+            check_validator(c, root / rel)
     c.ok(f"'sensors' lists {slisted}; rows, bytes, sha256 match")
 
 

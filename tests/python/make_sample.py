@@ -96,9 +96,17 @@ def climate_rows() -> dict[str, list[dict]]:
     return out
 
 
-RAW_COLUMNS = ["observed_at", "sensor_id", "quantity", "unit", "value", "lon", "lat", "geometry"]
+RAW_COLUMNS = ["observed_at", "sensor_id", "quantity", "unit", "value", "lon", "lat", "geometry",
+               "bbox"]
 AGG_COLUMNS = ["observed_at", "group_id", "quantity", "unit", "agg", "value", "count", "lon",
-               "lat", "geometry"]
+               "lat", "geometry", "bbox"]
+BBOX_TYPE = pa.struct([pa.field(f, pa.float64(), nullable=False)
+                       for f in ("xmin", "ymin", "xmax", "ymax")])
+COVERING = {"bbox": {f: ["bbox", f] for f in ("xmin", "ymin", "xmax", "ymax")}}
+
+
+def point_box(lon: float, lat: float) -> dict:
+    return {"xmin": lon, "ymin": lat, "xmax": lon, "ymax": lat}
 
 
 def sort_key(kind: str):
@@ -113,11 +121,13 @@ def arrow_table(kind: str, rows: list[dict], naive_ts: bool) -> pa.Table:
     types = {"observed_at": ts_type, "sensor_id": pa.string(), "group_id": pa.string(),
              "quantity": pa.string(), "unit": pa.string(), "agg": pa.string(),
              "value": pa.float64(), "count": pa.int64(), "lon": pa.float64(),
-             "lat": pa.float64(), "geometry": pa.binary()}
+             "lat": pa.float64(), "geometry": pa.binary(), "bbox": BBOX_TYPE}
     data = {}
     for c in cols:
         if c == "geometry":
             data[c] = [wkb_point(r["lon"], r["lat"]) for r in rows]
+        elif c == "bbox":
+            data[c] = [point_box(r["lon"], r["lat"]) for r in rows]
         elif c == "observed_at" and naive_ts:
             data[c] = [r[c].replace(tzinfo=None) for r in rows]
         else:
@@ -126,7 +136,8 @@ def arrow_table(kind: str, rows: list[dict], naive_ts: bool) -> pa.Table:
     lats = [r["lat"] for r in rows]
     geo = {"version": "1.1.0", "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"],
-                                    "bbox": [min(lons), min(lats), max(lons), max(lats)]}}}
+                                    "bbox": [min(lons), min(lats), max(lons), max(lats)],
+                                    "covering": COVERING}}}
     schema = pa.schema([pa.field(c, types[c], nullable=False) for c in cols],
                        metadata={b"geo": json.dumps(geo).encode()})
     return pa.Table.from_pydict(data, schema=schema)
@@ -147,7 +158,7 @@ def write_parquet(table: pa.Table, path: Path, sort_cols: list[str]) -> None:
 def csv_text(cols: list[str], rows: list[dict], sep: str, naive_ts: bool) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=sep, lineterminator="\r\n")
-    cols = [c for c in cols if c != "geometry"]
+    cols = [c for c in cols if c not in ("geometry", "bbox")]
     w.writerow(cols)
     for r in rows:
         out = []
@@ -213,9 +224,11 @@ def write_dataset(root: Path, name: str, kind: str, key: str, parts: dict[str, l
     geo = {"version": "1.1.0", "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"],
                                     "bbox": [min(i[1] for i in ids), min(i[2] for i in ids),
-                                             max(i[1] for i in ids), max(i[2] for i in ids)]}}}
+                                             max(i[1] for i in ids), max(i[2] for i in ids)],
+                                    "covering": COVERING}}}
     st = pa.table({id_col: [i[0] for i in ids], "lon": [i[1] for i in ids],
-                   "lat": [i[2] for i in ids], "geometry": [wkb_point(i[1], i[2]) for i in ids]})
+                   "lat": [i[2] for i in ids], "geometry": [wkb_point(i[1], i[2]) for i in ids],
+                   "bbox": pa.array([point_box(i[1], i[2]) for i in ids], type=BBOX_TYPE)})
     st = st.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
     pq.write_table(st, meta / "sensors.parquet", compression="zstd")
     buf = io.StringIO()
