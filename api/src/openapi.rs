@@ -9,6 +9,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
+pub use crate::error::Problem;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -21,7 +23,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerKey),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::live::ReadingEvent, crate::live::LaggedEvent)),
     tags(
         (name = "parking", description = "Public parking sites and spots (ParkAPI v3 shapes)"),
         (name = "devices", description = "Public sensors, their readings and aggregates"),
@@ -54,6 +56,67 @@ impl Modify for BearerKey {
                     .build(),
             ),
         );
+    }
+}
+
+/// The responses any operation can give, whatever its handler does, added to every operation
+/// of the finished document (after the routes are merged, see [`crate::openapi_document`]) as
+/// references to `components.responses`:
+///
+/// - 429 from the rate limit (`crate::ratelimit`), which sees every request;
+/// - 503 when the database is unavailable: every operation but those in [`NO_DATABASE`] reads
+///   it (an optional API key is looked up there too).
+///
+/// An operation that documents its own 429 or 503 (e.g. the exports' busy slots) keeps it.
+#[derive(Debug)]
+pub struct SharedResponses;
+
+/// The document of the merged routes, with [`SharedResponses`] added.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    SharedResponses.modify(&mut doc);
+    doc
+}
+
+/// Operations that never touch the database, so cannot answer 503.
+pub const NO_DATABASE: &[&str] = &["/metrics", "/v1/quantities", "/v1/stream"];
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut shared = Vec::new();
+        for (name, responses) in [
+            ("TooManyRequests", TooManyRequests::responses()),
+            ("Unavailable", Unavailable::responses()),
+        ] {
+            for (status, response) in responses {
+                components.responses.insert(name.to_string(), response);
+                shared.push((status, name));
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, name) in &shared {
+                    if status == "503" && NO_DATABASE.contains(&path.as_str()) {
+                        continue;
+                    }
+                    op.responses
+                        .responses
+                        .entry(status.clone())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+                }
+            }
+        }
     }
 }
 
@@ -252,11 +315,12 @@ pub struct NotJson(pub Problem);
 #[response(
     status = 429,
     description = "Rate limit exceeded; retry after `Retry-After` seconds",
-    content_type = "application/problem+json"
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds until the next request is accepted"))
 )]
 pub struct TooManyRequests(pub Problem);
 
-/// 503: the database is unavailable.
+/// 503: the database is unavailable (or did not answer in time).
 #[derive(Debug, IntoResponses)]
 #[response(
     status = 503,
@@ -266,21 +330,6 @@ pub struct TooManyRequests(pub Problem);
 pub struct Unavailable(pub Problem);
 
 // ---- bodies -------------------------------------------------------------------------------------
-
-/// RFC 9457 problem details; every error has this shape.
-#[derive(Debug, ToSchema)]
-pub struct Problem {
-    #[schema(example = "about:blank")]
-    pub r#type: String,
-    #[schema(example = "Bad Request")]
-    pub title: String,
-    #[schema(example = 400)]
-    pub status: u16,
-    #[schema(example = "radius: must be a number of metres in (0, 100000]")]
-    pub detail: String,
-    /// The query parameter or body field to blame (400 only).
-    pub parameter: Option<String>,
-}
 
 /// A GeoJSON Polygon or MultiPolygon (WGS84, `[lon, lat]` positions) selecting what lies inside.
 #[derive(Debug, ToSchema)]
@@ -292,105 +341,6 @@ pub struct PolygonBody {
     pub coordinates: serde_json::Value,
 }
 
-/// A list page.
-#[derive(Debug, ToSchema)]
-pub struct List<T: ToSchema> {
-    pub items: Vec<T>,
-    /// All items matching, over all pages.
-    pub total_count: u64,
-    /// The next page, absent on the last one.
-    pub next: Option<String>,
-}
-
-/// A public device.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Device {
-    #[schema(example = "70b3d57ed0000001")]
-    pub dev_eui: String,
-    pub name: Option<String>,
-    #[schema(example = "parking_bay")]
-    pub kind: String,
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    pub network_server: Option<String>,
-    pub first_seen: Option<String>,
-    pub last_seen: Option<String>,
-    pub battery_percent: Option<f64>,
-    pub battery_voltage: Option<f64>,
-    /// Geodesic distance from `lat`/`lon` (radius and nearest queries).
-    pub distance_m: Option<f64>,
-}
-
-/// A device with its latest value per quantity.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct DeviceDetail {
-    #[serde(flatten)]
-    pub device: Device,
-    pub latest: Vec<Reading>,
-}
-
-/// One measured value.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Reading {
-    #[schema(example = "temperature")]
-    pub quantity: String,
-    pub value: f64,
-    #[schema(example = "°C")]
-    pub unit: String,
-    pub time: String,
-}
-
-/// A page of raw readings.
-#[derive(Debug, ToSchema)]
-pub struct ReadingPage {
-    pub dev_eui: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<Reading>,
-    pub next: Option<String>,
-}
-
-/// One aggregation bucket `[start, end)`; values are null when it holds no reading.
-#[derive(Debug, ToSchema)]
-pub struct AggregateBucket {
-    pub start: String,
-    pub end: String,
-    pub count: i64,
-    pub avg: Option<f64>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    /// Counters only: the increments within the bucket (resets handled).
-    pub sum: Option<f64>,
-}
-
-/// Aggregates of one device and quantity.
-#[derive(Debug, ToSchema)]
-pub struct Aggregates {
-    pub dev_eui: String,
-    pub quantity: String,
-    pub unit: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<AggregateBucket>,
-}
-
-/// A quantity Stadtpuls stores.
-#[derive(Debug, ToSchema)]
-pub struct QuantityInfo {
-    pub name: String,
-    pub unit: String,
-    pub description: String,
-}
-
-/// All quantities.
-#[derive(Debug, ToSchema)]
-pub struct QuantityList {
-    pub items: Vec<QuantityInfo>,
-    pub total_count: u64,
-}
-
 /// A GeoJSON FeatureCollection: one Point feature per located public device; `properties`
 /// has `dev_eui`, `name`, `kind`, `readings` (latest per quantity) and, with `quantity=`,
 /// `quantity`, `value`, `unit`, `time`; `distance_m` for radius/nearest queries.
@@ -400,190 +350,6 @@ pub struct FeatureCollection {
     pub r#type: String,
     #[schema(value_type = Vec<Object>)]
     pub features: serde_json::Value,
-}
-
-/// A parking site (ParkAPI v3). Without realtime data (`has_realtime_data: false`) the
-/// `realtime_*` keys are absent.
-#[derive(Debug, ToSchema)]
-pub struct ParkingSite {
-    pub uid: String,
-    pub name: String,
-    #[schema(example = "CAR")]
-    pub purpose: String,
-    #[schema(example = "CAR_PARK")]
-    pub r#type: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub capacity: i64,
-    pub address: Option<String>,
-    pub operator_name: Option<String>,
-    /// OSM `opening_hours` syntax.
-    pub opening_hours: Option<String>,
-    pub static_data_updated_at: String,
-    pub has_realtime_data: bool,
-    pub realtime_free_capacity: Option<i64>,
-    pub realtime_capacity: Option<i64>,
-    /// `OPEN`, `CLOSED` or `UNKNOWN`.
-    pub realtime_opening_status: Option<String>,
-    /// The newest measurement time used.
-    pub realtime_data_updated_at: Option<String>,
-    pub distance_m: Option<f64>,
-}
-
-/// A single parking spot (a bay sensor).
-#[derive(Debug, ToSchema)]
-pub struct ParkingSpot {
-    /// The bay's DevEUI.
-    pub uid: String,
-    pub name: Option<String>,
-    pub parking_site_uid: Option<String>,
-    pub lat: f64,
-    pub lon: f64,
-    /// `AVAILABLE`, `TAKEN` or `UNKNOWN` (no fresh state).
-    pub status: String,
-    pub realtime_data_updated_at: Option<String>,
-    pub distance_m: Option<f64>,
-}
-
-/// One bucket of a site's history: time-weighted mean numbers of free and occupied spaces.
-#[derive(Debug, ToSchema)]
-pub struct HistoryBucket {
-    pub start: String,
-    pub end: String,
-    pub free: Option<f64>,
-    pub occupied: Option<f64>,
-    /// Share of the bucket (× devices for bays) with a known state, 0..1.
-    pub coverage: f64,
-}
-
-/// A parking site's history.
-#[derive(Debug, ToSchema)]
-pub struct ParkingHistory {
-    pub uid: String,
-    pub capacity: i64,
-    /// `counter`, `bays` or `none`.
-    pub source: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<HistoryBucket>,
-}
-
-/// A building.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Building {
-    pub id: String,
-    pub name: String,
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    pub address: Option<String>,
-}
-
-/// The buildings a key may see.
-#[derive(Debug, ToSchema)]
-pub struct BuildingList {
-    pub items: Vec<Building>,
-    pub total_count: u64,
-}
-
-/// A newest climate value of a room.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct ClimateValue {
-    pub value: f64,
-    pub unit: String,
-    pub time: String,
-}
-
-/// Room flags.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct RoomFlags {
-    /// CO₂ above `buildings.co2_alert_ppm` (default 1000 ppm).
-    pub co2_high: bool,
-    /// No reading within `buildings.stale_after_minutes`.
-    pub stale: bool,
-    /// No device in the room.
-    pub no_sensor: bool,
-}
-
-/// A room with its newest climate values.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct RoomView {
-    pub id: String,
-    pub name: String,
-    pub floor: Option<String>,
-    pub usage: Option<String>,
-    pub devices: i64,
-    pub last_reading: Option<String>,
-    pub temperature: Option<ClimateValue>,
-    pub humidity: Option<ClimateValue>,
-    pub co2: Option<ClimateValue>,
-    pub flags: RoomFlags,
-}
-
-/// A building with its rooms.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct BuildingDetail {
-    #[serde(flatten)]
-    pub building: Building,
-    pub as_of: String,
-    #[schema(value_type = Object)]
-    pub thresholds: serde_json::Value,
-    pub rooms: Vec<RoomView>,
-}
-
-/// A room's history over all its devices.
-#[derive(Debug, ToSchema)]
-pub struct RoomHistory {
-    pub building_id: String,
-    pub room_id: String,
-    pub devices: Vec<String>,
-    pub quantity: String,
-    pub unit: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<AggregateBucket>,
-}
-
-/// A device needing attention.
-#[derive(Debug, ToSchema)]
-pub struct DeviceHealth {
-    pub dev_eui: String,
-    pub name: Option<String>,
-    pub kind: String,
-    pub visibility: String,
-    pub building_id: Option<String>,
-    pub room_id: Option<String>,
-    pub last_seen: Option<String>,
-    pub battery_percent: Option<f64>,
-    pub battery_at: Option<String>,
-    /// `status=silent`: the window of this device's kind.
-    pub silent_after_minutes: Option<u32>,
-}
-
-/// A fleet health listing.
-#[derive(Debug, ToSchema)]
-pub struct DeviceHealthList {
-    pub status: String,
-    pub as_of: String,
-    pub total_count: u64,
-    pub items: Vec<DeviceHealth>,
-}
-
-/// A registry record as stored (admin API responses).
-#[derive(Debug, ToSchema)]
-pub struct StoredRecord {
-    #[schema(value_type = Object)]
-    pub record: serde_json::Value,
-}
-
-/// What a delete did.
-#[derive(Debug, ToSchema)]
-pub struct DeleteOutcome {
-    pub deleted: String,
-    pub devices_detached: u64,
 }
 
 // ---- open data ----------------------------------------------------------------------------------

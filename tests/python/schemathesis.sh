@@ -109,7 +109,7 @@ start=$(date +%s)
 status=0
 # From the scratch directory: schemathesis keeps a cache in ./.schemathesis.
 (cd "$work" && "$st" --no-color --config-file "$work/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
-  --checks not_a_server_error \
+  --checks all \
   --workers 1 \
   --max-examples "$examples" \
   --seed "${STADTPULS_SCHEMATHESIS_SEED:-20240501}" \
