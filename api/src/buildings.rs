@@ -406,7 +406,7 @@ async fn detail(
     params(
         ("id" = String, Path, description = "Building id"),
         ("room" = String, Path, description = "Room id"),
-        crate::openapi::AggregateParams,
+        crate::openapi::RoomAggregateParams,
         crate::openapi::WindowParams,
     ),
     responses(

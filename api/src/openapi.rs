@@ -71,10 +71,86 @@ impl Modify for BearerKey {
 #[derive(Debug)]
 pub struct SharedResponses;
 
-/// The document of the merged routes, with [`SharedResponses`] added.
+/// The document of the merged routes, with [`SharedResponses`] and [`DomainValues`] added.
 pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     SharedResponses.modify(&mut doc);
+    DomainValues.modify(&mut doc);
     doc
+}
+
+/// Values the domain defines, written into the parameters that take them (so the document
+/// cannot fall behind the code): every string `quantity` query parameter gets the quantity
+/// names as its `enum` (with the empty string where the parameter is optional: empty counts as
+/// absent), and the readings' keyset `cursor` a pattern with the quantity ids.
+#[derive(Debug)]
+pub struct DomainValues;
+
+impl Modify for DomainValues {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use stadtpuls_gateways::Quantity;
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{Required, RefOr};
+        let ids: Vec<String> = Quantity::ALL.iter().map(|q| q.id().to_string()).collect();
+        let cursor = format!(r"^(-?[0-9]{{1,16}}\.({}))?$", ids.join("|"));
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    let RefOr::T(param) = param else { continue };
+                    if param.parameter_in != ParameterIn::Query {
+                        continue;
+                    }
+                    let is_string = matches!(
+                        &param.schema,
+                        Some(RefOr::T(Schema::Object(o))) if o.schema_type == Type::String.into()
+                            || o.schema_type == utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null])
+                    );
+                    if !is_string {
+                        continue;
+                    }
+                    let optional = param.required != Required::True;
+                    let description = param
+                        .schema
+                        .as_ref()
+                        .and_then(|s| match s {
+                            RefOr::T(Schema::Object(o)) => o.description.clone(),
+                            _ => None,
+                        });
+                    match param.name.as_str() {
+                        "quantity" => {
+                            let mut names: Vec<&str> =
+                                Quantity::ALL.iter().map(|q| q.name()).collect();
+                            if optional {
+                                names.push("");
+                            }
+                            param.schema = Some(RefOr::T(Schema::Object(
+                                ObjectBuilder::new()
+                                    .schema_type(Type::String)
+                                    .description(description)
+                                    .enum_values(Some(names))
+                                    .build(),
+                            )));
+                        }
+                        "cursor" if param.description.as_deref().is_some_and(|d| d.contains("<unix micros>")) => {
+                            param.schema = Some(RefOr::T(Schema::Object(
+                                ObjectBuilder::new()
+                                    .schema_type(Type::String)
+                                    .pattern(Some(cursor.clone()))
+                                    .build(),
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Operations that never touch the database, so cannot answer 503.
@@ -126,8 +202,8 @@ impl Modify for SharedResponses {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GeoParams {
-    /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees.
-    #[param(example = "7.40,51.49,7.50,51.53")]
+    /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees (decimal numbers; minimum ≤ maximum).
+    #[param(example = "7.40,51.49,7.50,51.53", pattern = r"^(-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?))?$")]
     pub bbox: Option<String>,
     /// Latitude of the centre, -90..90.
     #[param(minimum = -90, maximum = 90, example = 51.5178)]
@@ -147,10 +223,11 @@ pub struct GeoParams {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Items per page (default 1000; at most `http.max_page_size`).
-    #[param(minimum = 1)]
+    /// Items per page (default 1000; at most `http.max_page_size`, default 10 000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Opaque position from a `next` link.
+    #[param(pattern = r"^(o[0-9]{1,18})?$")]
     pub cursor: Option<String>,
 }
 
@@ -189,7 +266,20 @@ pub struct AggregateParams {
     pub quantity: String,
     /// Comma list of `avg`, `min`, `max`, `count`, and `sum` for the cumulative counters
     /// (`people_in`, `people_out`); default `avg,min,max,count`.
-    #[param(example = "avg,min,max,count")]
+    #[param(example = "avg,min,max,count", pattern = r"^((avg|min|max|count|sum)(,(avg|min|max|count|sum))*)?$")]
+    pub agg: Option<String>,
+}
+
+/// Aggregation of one quantity over a room's devices (no `sum`: a sum over several devices'
+/// counters means nothing).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomAggregateParams {
+    /// Quantity name (see `/v1/quantities`), e.g. `temperature`.
+    #[param(example = "temperature")]
+    pub quantity: String,
+    /// Comma list of `avg`, `min`, `max` and `count`; default all four.
+    #[param(example = "avg,min,max,count", pattern = r"^((avg|min|max|count)(,(avg|min|max|count))*)?$")]
     pub agg: Option<String>,
 }
 
@@ -213,10 +303,10 @@ pub struct ReadingsParams {
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// End, exclusive (RFC 3339); default now.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// Items per page (default 100).
-    #[param(minimum = 1)]
+    /// Items per page (default 100; at most `http.max_page_size`, default 10 000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
-    /// Opaque keyset cursor from a `next` link.
+    /// Opaque keyset cursor from a `next` link (`<unix micros>.<quantity id>`).
     pub cursor: Option<String>,
 }
 
@@ -331,15 +421,84 @@ pub struct Unavailable(pub Problem);
 
 // ---- bodies -------------------------------------------------------------------------------------
 
-/// A GeoJSON Polygon or MultiPolygon (WGS84, `[lon, lat]` positions) selecting what lies inside.
-#[derive(Debug, ToSchema)]
-pub struct PolygonBody {
-    #[schema(example = "Polygon")]
-    pub r#type: String,
-    /// Rings of `[lon, lat]` positions (Polygon) or a list of such polygons (MultiPolygon).
-    #[schema(value_type = Vec<Object>)]
-    pub coordinates: serde_json::Value,
+/// The body of the `…/search` routes: a GeoJSON (RFC 7946) Polygon or MultiPolygon, or a
+/// Feature with one of them as its geometry, in WGS84 `[lon, lat]` positions; what lies inside
+/// is selected. Rings are closed (the last position equals the first) with at least four
+/// positions; at most 100 000 positions in all.
+#[derive(Debug)]
+pub struct PolygonBody;
+
+impl utoipa::PartialSchema for PolygonBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
+        };
+        let number = |limit: Option<f64>| {
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(limit.map(|l| -l))
+                .maximum(limit)
+                .build()
+        };
+        let position = ArrayBuilder::new()
+            .prefix_items([number(Some(180.0)), number(Some(90.0)), number(None)])
+            .items(ArrayItems::False)
+            .min_items(Some(2))
+            .max_items(Some(3))
+            .description(Some("[lon, lat] or [lon, lat, altitude]"))
+            .build();
+        let array_of = |item: Schema, min: usize| -> Schema {
+            ArrayBuilder::new()
+                .items(ArrayItems::RefOrSchema(Box::new(item.into())))
+                .min_items(Some(min))
+                .build()
+                .into()
+        };
+        let ring = array_of(position.into(), 4);
+        let polygon = array_of(ring, 1);
+        let multi = array_of(polygon.clone(), 1);
+        let geometry = |kind: &str, coordinates: Schema| -> Schema {
+            ObjectBuilder::new()
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([kind])),
+                )
+                .property("coordinates", coordinates)
+                .required("type")
+                .required("coordinates")
+                .build()
+                .into()
+        };
+        let geometries = || {
+            OneOfBuilder::new()
+                .item(geometry("Polygon", polygon.clone()))
+                .item(geometry("MultiPolygon", multi.clone()))
+        };
+        let feature = ObjectBuilder::new()
+            .property(
+                "type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["Feature"])),
+            )
+            .property("geometry", Schema::OneOf(geometries().build()))
+            .required("type")
+            .required("geometry");
+        utoipa::openapi::RefOr::T(
+            geometries()
+                .item(feature)
+                .description(Some(
+                    "GeoJSON Polygon, MultiPolygon, or a Feature with one of them",
+                ))
+                .build()
+                .into(),
+        )
+    }
 }
+
+impl ToSchema for PolygonBody {}
 
 /// A GeoJSON FeatureCollection: one Point feature per located public device; `properties`
 /// has `dev_eui`, `name`, `kind`, `readings` (latest per quantity) and, with `quantity=`,
