@@ -46,20 +46,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SiteBody {
     /// Optional; must equal the path's uid when given.
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub uid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    /// ParkAPI v3 site type, e.g. `CAR_PARK`.
     #[serde(rename = "type")]
     pub site_type: String,
+    /// ParkAPI v3 purpose (default `CAR`).
     #[serde(default = "car")]
     pub purpose: String,
+    #[schema(minimum = 0)]
     pub capacity: i32,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     /// GeoJSON Polygon or MultiPolygon outline.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::PolygonBody>)]
     pub geometry: Option<Value>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub address: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub operator_name: Option<String>,
+    /// OSM `opening_hours` syntax.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub opening_hours: Option<String>,
 }
 
@@ -71,10 +82,17 @@ fn car() -> String {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingBody {
+    /// Optional; must equal the path's id when given.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]*$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    /// Both or neither.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub address: Option<String>,
 }
 
@@ -82,9 +100,14 @@ pub struct BuildingBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomBody {
+    /// Optional; must equal the path's room when given.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]*$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub floor: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub usage: Option<String>,
 }
 
@@ -92,7 +115,10 @@ pub struct RoomBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBody {
+    /// Optional; must equal the path's DevEUI when given.
+    #[schema(pattern = "^[0-9A-Fa-f]{16}$")]
     pub dev_eui: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// parking_bay, parking_counter, room_climate, desk_occupancy, people_counter,
     /// outdoor_climate, air_quality or other.
@@ -105,10 +131,17 @@ pub struct DeviceBody {
     #[schema(value_type = String, example = "public")]
     pub visibility: Visibility,
     /// Both or neither; without them a known position is kept.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
+    /// A parking site's uid.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub site_id: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub building_id: Option<String>,
+    /// With `building_id`.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub room_id: Option<String>,
 }
 
@@ -382,7 +415,7 @@ async fn refresh_index(st: &AppState) {
     tag = "admin",
     security(("api_key" = ["admin"])),
     request_body = crate::admin::SiteBody,
-    params(("uid" = String, Path, description = "Site uid")),
+    params(("uid" = String, Path, description = "Site uid", min_length = 1, max_length = 256)),
     responses(
         (status = 201, description = "Created", body = SiteRecord),
         (status = 200, description = "Replaced", body = SiteRecord),
@@ -434,7 +467,7 @@ async fn put_site(
     path = "/v1/admin/parking/sites/{uid}",
     tag = "admin",
     security(("api_key" = ["admin"])),
-    params(("uid" = String, Path, description = "Site uid")),
+    params(("uid" = String, Path, description = "Site uid", min_length = 1, max_length = 256)),
     responses(
         (status = 200, description = "Deleted; its devices stay, without a site", body = DeleteOutcome),
         crate::openapi::BadRequest,
@@ -462,7 +495,7 @@ async fn delete_site(
     tag = "admin",
     security(("api_key" = ["admin"])),
     request_body = crate::admin::BuildingBody,
-    params(("id" = String, Path, description = "Building id")),
+    params(("id" = String, Path, description = "Building id", min_length = 1, max_length = 128)),
     responses(
         (status = 201, description = "Created", body = BuildingRecord),
         (status = 200, description = "Replaced", body = BuildingRecord),
@@ -504,7 +537,7 @@ async fn put_building(
     path = "/v1/admin/buildings/{id}",
     tag = "admin",
     security(("api_key" = ["admin"])),
-    params(("id" = String, Path, description = "Building id")),
+    params(("id" = String, Path, description = "Building id", min_length = 1, max_length = 128)),
     responses(
         (status = 200, description = "Deleted with its rooms and building keys; devices stay", body = DeleteOutcome),
         crate::openapi::BadRequest,
@@ -533,8 +566,8 @@ async fn delete_building(
     security(("api_key" = ["admin"])),
     request_body = crate::admin::RoomBody,
     params(
-        ("id" = String, Path, description = "Building id"),
-        ("room" = String, Path, description = "Room id"),
+        ("id" = String, Path, description = "Building id", min_length = 1, max_length = 128),
+        ("room" = String, Path, description = "Room id", min_length = 1, max_length = 128),
     ),
     responses(
         (status = 201, description = "Created", body = RoomRecord),
@@ -586,8 +619,8 @@ async fn put_room(
     tag = "admin",
     security(("api_key" = ["admin"])),
     params(
-        ("id" = String, Path, description = "Building id"),
-        ("room" = String, Path, description = "Room id"),
+        ("id" = String, Path, description = "Building id", min_length = 1, max_length = 128),
+        ("room" = String, Path, description = "Room id", min_length = 1, max_length = 128),
     ),
     responses(
         (status = 200, description = "Deleted; its devices stay in the building", body = DeleteOutcome),

@@ -91,6 +91,37 @@ impl Modify for DomainValues {
         use utoipa::openapi::path::ParameterIn;
         use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
         use utoipa::openapi::{Required, RefOr};
+        if let Some(components) = openapi.components.as_mut() {
+            let kinds: Vec<&str> = stadtpuls_store::DeviceKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            let codecs: Vec<&str> = stadtpuls_gateways::codecs::Codec::ALL
+                .iter()
+                .map(|c| c.name())
+                .collect();
+            for (schema, property, values) in [
+                ("SiteBody", "type", stadtpuls_store::PARKING_SITE_TYPES),
+                ("SiteBody", "purpose", stadtpuls_store::PARKING_PURPOSES),
+                ("DeviceBody", "kind", &kinds[..]),
+                ("DeviceBody", "codec", &codecs[..]),
+                ("DeviceBody", "visibility", &["public", "private"][..]),
+            ] {
+                let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+                else {
+                    continue;
+                };
+                if let Some(RefOr::T(Schema::Object(p))) = object.properties.get_mut(property) {
+                    let mut allowed: Vec<serde_json::Value> =
+                        values.iter().map(|v| (*v).into()).collect();
+                    // An optional field may also be null.
+                    if !object.required.iter().any(|r| r == property) {
+                        allowed.push(serde_json::Value::Null);
+                    }
+                    p.enum_values = Some(allowed);
+                }
+            }
+        }
         let ids: Vec<String> = Quantity::ALL.iter().map(|q| q.id().to_string()).collect();
         let cursor = format!(r"^(-?[0-9]{{1,16}}\.({}))?$", ids.join("|"));
         for item in openapi.paths.paths.values_mut() {
@@ -205,11 +236,11 @@ pub struct GeoParams {
     /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees (decimal numbers; minimum ≤ maximum).
     #[param(example = "7.40,51.49,7.50,51.53", pattern = r"^(-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?))?$")]
     pub bbox: Option<String>,
-    /// Latitude of the centre, -90..90.
-    #[param(minimum = -90, maximum = 90, example = 51.5178)]
+    /// Latitude of the centre, -90..90 (with `lon`, and `radius` or `nearest`).
+    #[param(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
     /// Longitude of the centre, -180..180.
-    #[param(minimum = -180, maximum = 180, example = 7.4593)]
+    #[param(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
     /// Radius in metres (geodesic), with `lat`/`lon`; at most 100 000.
     #[param(exclusive_minimum = 0, maximum = 100000)]
