@@ -56,7 +56,9 @@ pub struct SiteBody {
     /// ParkAPI v3 purpose (default `CAR`).
     #[serde(default = "car")]
     pub purpose: String,
-    #[schema(minimum = 0)]
+    /// Spaces; a whole number (`12` or `12.0`).
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(deserialize_with = "whole_i32")]
     pub capacity: i32,
     #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
@@ -72,6 +74,23 @@ pub struct SiteBody {
     /// OSM `opening_hours` syntax.
     #[schema(pattern = r"^[^\u0000]*$")]
     pub opening_hours: Option<String>,
+}
+
+/// A JSON number that is a whole `i32`: `12` and `12.0` are the same number in JSON (and an
+/// `integer` in JSON Schema), so both are accepted; `12.5` is not.
+fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return i32::try_from(i).map_err(|_| serde::de::Error::custom("out of range for an i32"));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) => {
+            Ok(f as i32)
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {n}, expected a whole number (i32)"
+        ))),
+    }
 }
 
 fn car() -> String {

@@ -38,7 +38,10 @@ pub fn parse_page(p: &mut Params, max: u32) -> Result<Page, ApiError> {
 }
 
 /// One page of a list.
+// `deny_unknown_fields` only for the schema: `additionalProperties: false` tells this shape
+// apart from others with `items` and `total_count` (e.g. in `/v1/devices`' `oneOf`).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct List<T> {
     pub items: Vec<T>,
     /// All items matching, over all pages.
