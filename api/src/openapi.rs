@@ -89,8 +89,11 @@ impl Modify for DomainValues {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use stadtpuls_gateways::Quantity;
         use utoipa::openapi::path::ParameterIn;
-        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-        use utoipa::openapi::{Required, RefOr};
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat,
+            SchemaType, Type,
+        };
+        use utoipa::openapi::{RefOr, Required};
         if let Some(components) = openapi.components.as_mut() {
             let kinds: Vec<&str> = stadtpuls_store::DeviceKind::ALL
                 .iter()
@@ -122,8 +125,17 @@ impl Modify for DomainValues {
                 }
             }
         }
+        let names: Vec<&str> = Quantity::ALL.iter().map(|q| q.name()).collect();
         let ids: Vec<String> = Quantity::ALL.iter().map(|q| q.id().to_string()).collect();
-        let cursor = format!(r"^(-?[0-9]{{1,16}}\.({}))?$", ids.join("|"));
+        let reading_cursor = format!(r"^(-?[0-9]{{1,16}}\.({}))?$", ids.join("|"));
+        let quantity_list = format!(r"^(({0})(,({0}))*)?$", names.join("|"));
+        let string = |pattern: &str| -> Schema {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build()
+                .into()
+        };
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -137,52 +149,79 @@ impl Modify for DomainValues {
                     if param.parameter_in != ParameterIn::Query {
                         continue;
                     }
-                    let is_string = matches!(
-                        &param.schema,
-                        Some(RefOr::T(Schema::Object(o))) if o.schema_type == Type::String.into()
-                            || o.schema_type == utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null])
-                    );
+                    let optional = param.required != Required::True;
+                    let Some(RefOr::T(Schema::Object(schema))) = &mut param.schema else {
+                        // Arrays: `quantity` of the exports, each value a comma list.
+                        if let Some(RefOr::T(Schema::Array(array))) = &mut param.schema {
+                            if param.name == "quantity" {
+                                array.items = ArrayItems::RefOrSchema(Box::new(
+                                    string(&quantity_list).into(),
+                                ));
+                            }
+                        }
+                        continue;
+                    };
+                    let is_string = schema.schema_type == Type::String.into()
+                        || schema.schema_type == SchemaType::from_iter([Type::String, Type::Null]);
                     if !is_string {
                         continue;
                     }
-                    let optional = param.required != Required::True;
-                    let description = param
-                        .schema
-                        .as_ref()
-                        .and_then(|s| match s {
-                            RefOr::T(Schema::Object(o)) => o.description.clone(),
-                            _ => None,
-                        });
                     match param.name.as_str() {
                         "quantity" => {
-                            let mut names: Vec<&str> =
-                                Quantity::ALL.iter().map(|q| q.name()).collect();
+                            let mut allowed = names.clone();
                             if optional {
-                                names.push("");
+                                allowed.push("");
                             }
-                            param.schema = Some(RefOr::T(Schema::Object(
-                                ObjectBuilder::new()
-                                    .schema_type(Type::String)
-                                    .description(description)
-                                    .enum_values(Some(names))
-                                    .build(),
-                            )));
+                            schema.enum_values =
+                                Some(allowed.into_iter().map(Into::into).collect());
                         }
-                        "cursor" if param.description.as_deref().is_some_and(|d| d.contains("<unix micros>")) => {
-                            param.schema = Some(RefOr::T(Schema::Object(
-                                ObjectBuilder::new()
-                                    .schema_type(Type::String)
-                                    .pattern(Some(cursor.clone()))
-                                    .build(),
-                            )));
+                        "bbox" => schema.pattern = Some(BBOX_PATTERN.to_string()),
+                        "cursor"
+                            if param
+                                .description
+                                .as_deref()
+                                .is_some_and(|d| d.contains("<unix micros>")) =>
+                        {
+                            schema.pattern = Some(reading_cursor.clone());
                         }
                         _ => {}
+                    }
+                    // Optional times: RFC 3339, or empty (= absent, as for every parameter).
+                    if optional
+                        && matches!(
+                            schema.format,
+                            Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))
+                        )
+                    {
+                        let time = std::mem::take(schema);
+                        param.schema = Some(RefOr::T(Schema::AnyOf(
+                            AnyOfBuilder::new()
+                                .item(time)
+                                .item(
+                                    ObjectBuilder::new()
+                                        .schema_type(Type::String)
+                                        .max_length(Some(0)),
+                                )
+                                .build(),
+                        )));
                     }
                 }
             }
         }
     }
 }
+
+/// `bbox=minLon,minLat,maxLon,maxLat`: four decimal numbers in WGS84 degrees, or empty
+/// (= absent). That the minimum does not exceed the maximum is beyond a pattern. Every query
+/// parameter named `bbox` gets it ([`DomainValues`]).
+pub const BBOX_PATTERN: &str = concat!(
+    r"^(",
+    r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),",
+    r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),",
+    r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),",
+    r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)",
+    r")?$"
+);
 
 /// Operations that never touch the database, so cannot answer 503.
 pub const NO_DATABASE: &[&str] = &["/metrics", "/v1/quantities", "/v1/stream"];
@@ -234,7 +273,7 @@ impl Modify for SharedResponses {
 #[into_params(parameter_in = Query)]
 pub struct GeoParams {
     /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees (decimal numbers; minimum ≤ maximum).
-    #[param(example = "7.40,51.49,7.50,51.53", pattern = r"^(-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?))?$")]
+    #[param(example = "7.40,51.49,7.50,51.53")]
     pub bbox: Option<String>,
     /// Latitude of the centre, -90..90 (with `lon`, and `radius` or `nearest`).
     #[param(minimum = -90, maximum = 90)]
