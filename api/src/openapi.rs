@@ -78,10 +78,15 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Values the domain defines, written into the parameters that take them (so the document
-/// cannot fall behind the code): every string `quantity` query parameter gets the quantity
-/// names as its `enum` (with the empty string where the parameter is optional: empty counts as
-/// absent), and the readings' keyset `cursor` a pattern with the quantity ids.
+/// Rules written once for every operation, so that the document cannot fall behind the code:
+///
+/// - an empty query parameter counts as absent (`crate::params::Params`), so every optional
+///   query parameter also admits the empty string;
+/// - `quantity` takes the quantity names (`enum`, or a pattern of comma lists for the exports'
+///   repeated parameter), `bbox` [`BBOX_PATTERN`], and the readings' keyset `cursor` a pattern
+///   with the quantity ids;
+/// - the enumerations of the admin bodies (site types and purposes, device kinds, codecs,
+///   visibility) come from the domain types.
 #[derive(Debug)]
 pub struct DomainValues;
 
@@ -136,6 +141,13 @@ impl Modify for DomainValues {
                 .build()
                 .into()
         };
+        let empty = || -> Schema {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+                .build()
+                .into()
+        };
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -164,7 +176,21 @@ impl Modify for DomainValues {
                     let is_string = schema.schema_type == Type::String.into()
                         || schema.schema_type == SchemaType::from_iter([Type::String, Type::Null]);
                     if !is_string {
+                        // Optional numbers: also empty (= absent, as for every parameter).
+                        if optional {
+                            let value = std::mem::take(schema);
+                            param.schema = Some(RefOr::T(Schema::AnyOf(
+                                AnyOfBuilder::new().item(value).item(empty()).build(),
+                            )));
+                        }
                         continue;
+                    }
+                    if optional {
+                        if let Some(values) = &mut schema.enum_values {
+                            if !values.iter().any(|v| v == "") {
+                                values.push("".into());
+                            }
+                        }
                     }
                     match param.name.as_str() {
                         "quantity" => {
@@ -195,14 +221,7 @@ impl Modify for DomainValues {
                     {
                         let time = std::mem::take(schema);
                         param.schema = Some(RefOr::T(Schema::AnyOf(
-                            AnyOfBuilder::new()
-                                .item(time)
-                                .item(
-                                    ObjectBuilder::new()
-                                        .schema_type(Type::String)
-                                        .max_length(Some(0)),
-                                )
-                                .build(),
+                            AnyOfBuilder::new().item(time).item(empty()).build(),
                         )));
                     }
                 }
