@@ -399,8 +399,9 @@ mod tests {
     #[test]
     fn bucket_json_has_the_asked_aggregates_and_utc_times() {
         use serde_json::json;
-        let bucket_json =
-            |b: &StoredBucket, aggs: &[Agg]| serde_json::to_value(AggregateBucket::of(b, aggs)).unwrap();
+        let bucket_json = |b: &StoredBucket, aggs: &[Agg]| {
+            serde_json::to_value(AggregateBucket::of(b, aggs)).unwrap()
+        };
         let full = StoredBucket {
             start: t("2024-03-31T01:00:00+02:00"),
             end: t("2024-03-31T00:00:00Z"),

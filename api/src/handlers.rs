@@ -1,11 +1,14 @@
 //! Request handlers of the device routes, health, metrics and quantities, and their response
 //! types.
 
+use crate::aggregates::AggregateBucket;
 use crate::auth::{MaybeAuthenticated, Principal};
+use crate::buildings::DeviceHealthList;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoQuery, Hit};
+use crate::paging::{All, List};
 use crate::params::utc;
 use crate::params::{self, Params};
 use crate::AppState;
@@ -14,9 +17,6 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Duration;
-use crate::aggregates::AggregateBucket;
-use crate::buildings::DeviceHealthList;
-use crate::paging::{All, List};
 use serde::Serialize;
 use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::{

@@ -95,8 +95,8 @@ impl Modify for DomainValues {
         use stadtpuls_gateways::Quantity;
         use utoipa::openapi::path::ParameterIn;
         use utoipa::openapi::schema::{
-            AnyOfBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat,
-            SchemaType, Type,
+            AnyOfBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType,
+            Type,
         };
         use utoipa::openapi::{RefOr, Required};
         if let Some(components) = openapi.components.as_mut() {
@@ -355,7 +355,10 @@ pub struct AggregateParams {
     pub quantity: String,
     /// Comma list of `avg`, `min`, `max`, `count`, and `sum` for the cumulative counters
     /// (`people_in`, `people_out`); default `avg,min,max,count`.
-    #[param(example = "avg,min,max,count", pattern = r"^((avg|min|max|count|sum)(,(avg|min|max|count|sum))*)?$")]
+    #[param(
+        example = "avg,min,max,count",
+        pattern = r"^((avg|min|max|count|sum)(,(avg|min|max|count|sum))*)?$"
+    )]
     pub agg: Option<String>,
 }
 
@@ -368,7 +371,10 @@ pub struct RoomAggregateParams {
     #[param(example = "temperature")]
     pub quantity: String,
     /// Comma list of `avg`, `min`, `max` and `count`; default all four.
-    #[param(example = "avg,min,max,count", pattern = r"^((avg|min|max|count)(,(avg|min|max|count))*)?$")]
+    #[param(
+        example = "avg,min,max,count",
+        pattern = r"^((avg|min|max|count)(,(avg|min|max|count))*)?$"
+    )]
     pub agg: Option<String>,
 }
 

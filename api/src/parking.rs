@@ -98,7 +98,12 @@ pub struct ParkingSite {
 
 impl ParkingSite {
     /// A site as a ParkAPI v3 item: static fields, and realtime fields when there are any.
-    fn of(site: &StoredSite, signals: &SiteSignals, now: DateTime<Utc>, w: &ParkingWindows) -> Self {
+    fn of(
+        site: &StoredSite,
+        signals: &SiteSignals,
+        now: DateTime<Utc>,
+        w: &ParkingWindows,
+    ) -> Self {
         let realtime = parking::site_realtime(
             site.capacity,
             site.opening_hours.as_deref(),
