@@ -77,20 +77,31 @@ pub struct SiteBody {
 }
 
 /// A JSON number that is a whole `i32`: `12` and `12.0` are the same number in JSON (and an
-/// `integer` in JSON Schema), so both are accepted; `12.5` is not.
+/// `integer` in JSON Schema), so both are accepted; `12.5` is not. Errors read as serde's own
+/// for an `i32` ("invalid type: string \"many\", expected i32").
 fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        return i32::try_from(i).map_err(|_| serde::de::Error::custom("out of range for an i32"));
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) => {
-            Ok(f as i32)
+    struct WholeI32;
+    impl serde::de::Visitor<'_> for WholeI32 {
+        type Value = i32;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("i32")
         }
-        _ => Err(serde::de::Error::custom(format!(
-            "invalid value: {n}, expected a whole number (i32)"
-        ))),
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i32, E> {
+            i32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i32, E> {
+            i32::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i32, E> {
+            if v.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
+                Ok(v as i32)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
     }
+    d.deserialize_any(WholeI32)
 }
 
 fn car() -> String {
