@@ -151,10 +151,17 @@ pub struct Health {
     pub status: &'static str,
     /// `ok` or `unreachable`.
     pub database: &'static str,
-    /// The in-process ingest's state (`mqtt`, `subscribed`, `reconnects`, `writer`,
-    /// `committed_batches`, `last_error`), or the text "not running in this process".
-    #[schema(value_type = Value)]
-    pub ingest: serde_json::Value,
+    pub ingest: IngestState,
+}
+
+/// The in-process ingest's state (`mqtt`, `subscribed`, `reconnects`, `writer`,
+/// `committed_batches`, `last_error`), or the text "not running in this process".
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestState {
+    #[schema(value_type = Object)]
+    Running(serde_json::Value),
+    NotRunning(&'static str),
 }
 
 /// `/v1/devices`: public devices, or with `status=` the devices needing attention.
@@ -189,7 +196,10 @@ pub async fn health(State(st): State<AppState>) -> Response {
     let body = Health {
         status,
         database: if db_ok { "ok" } else { "unreachable" },
-        ingest: ingest.unwrap_or_else(|| "not running in this process".into()),
+        ingest: ingest.map_or(
+            IngestState::NotRunning("not running in this process"),
+            IngestState::Running,
+        ),
     };
     let code = if db_ok {
         StatusCode::OK

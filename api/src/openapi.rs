@@ -816,3 +816,30 @@ pub struct ExportUnavailable(pub Problem);
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct BinaryFile(pub Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The finished document reads back as an OpenAPI document (clients parse it).
+    #[test]
+    fn the_document_parses() {
+        let doc = serde_json::to_value(crate::openapi_document()).unwrap();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            let r: Result<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, _> =
+                serde_json::from_value(schema.clone());
+            assert!(r.is_ok(), "{name}: {:?}", r.err());
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let r: Result<utoipa::openapi::path::Parameter, _> =
+                        serde_json::from_value(p.clone());
+                    assert!(r.is_ok(), "{method} {path} {p}: {:?}", r.err());
+                }
+            }
+        }
+        let parsed: Result<utoipa::openapi::OpenApi, _> = serde_json::from_value(doc);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
+}
