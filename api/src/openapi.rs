@@ -230,15 +230,16 @@ impl Modify for DomainValues {
     }
 }
 
-/// `bbox=minLon,minLat,maxLon,maxLat`: four decimal numbers in WGS84 degrees, or empty
+/// `bbox=minLon,minLat,maxLon,maxLat`: four decimal numbers in WGS84 degrees (each may have
+/// a sign and surrounding white space, as `str::parse` after `trim` takes them), or empty
 /// (= absent). That the minimum does not exceed the maximum is beyond a pattern. Every query
 /// parameter named `bbox` gets it ([`DomainValues`]).
 pub const BBOX_PATTERN: &str = concat!(
     r"^(",
-    r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),",
-    r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),",
-    r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),",
-    r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)",
+    r"\s*[+-]?(180(\.0*)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(90(\.0*)?|[1-8]?[0-9](\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(180(\.0*)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(90(\.0*)?|[1-8]?[0-9](\.[0-9]*)?)\s*",
     r")?$"
 );
 
@@ -357,7 +358,7 @@ pub struct AggregateParams {
     /// (`people_in`, `people_out`); default `avg,min,max,count`.
     #[param(
         example = "avg,min,max,count",
-        pattern = r"^((avg|min|max|count|sum)(,(avg|min|max|count|sum))*)?$"
+        pattern = r"^(\s*(avg|min|max|count|sum)\s*(,\s*(avg|min|max|count|sum)\s*)*)?$"
     )]
     pub agg: Option<String>,
 }
@@ -373,7 +374,7 @@ pub struct RoomAggregateParams {
     /// Comma list of `avg`, `min`, `max` and `count`; default all four.
     #[param(
         example = "avg,min,max,count",
-        pattern = r"^((avg|min|max|count)(,(avg|min|max|count))*)?$"
+        pattern = r"^(\s*(avg|min|max|count)\s*(,\s*(avg|min|max|count)\s*)*)?$"
     )]
     pub agg: Option<String>,
 }
