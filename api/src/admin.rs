@@ -65,7 +65,7 @@ pub struct SiteBody {
     #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     /// GeoJSON Polygon or MultiPolygon outline.
-    #[schema(value_type = Option<crate::openapi::PolygonBody>)]
+    #[schema(value_type = Option<crate::openapi::SiteGeometry>)]
     pub geometry: Option<Value>,
     #[schema(pattern = r"^[^\u0000]*$")]
     pub address: Option<String>,

@@ -23,7 +23,12 @@ pub use crate::error::Problem;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerKey),
-    components(schemas(Problem, crate::live::ReadingEvent, crate::live::LaggedEvent)),
+    components(schemas(
+        Problem,
+        NulFreeJson,
+        crate::live::ReadingEvent,
+        crate::live::LaggedEvent
+    )),
     tags(
         (name = "parking", description = "Public parking sites and spots (ParkAPI v3 shapes)"),
         (name = "devices", description = "Public sensors, their readings and aggregates"),
@@ -526,75 +531,147 @@ pub struct PolygonBody;
 
 impl utoipa::PartialSchema for PolygonBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{
-            ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
-        };
-        let number = |limit: Option<f64>| {
-            ObjectBuilder::new()
-                .schema_type(Type::Number)
-                .minimum(limit.map(|l| -l))
-                .maximum(limit)
-                .build()
-        };
-        let position = ArrayBuilder::new()
-            .prefix_items([number(Some(180.0)), number(Some(90.0)), number(None)])
-            .items(ArrayItems::False)
-            .min_items(Some(2))
-            .max_items(Some(3))
-            .description(Some("[lon, lat] or [lon, lat, altitude]"))
-            .build();
-        let array_of = |item: Schema, min: usize| -> Schema {
-            ArrayBuilder::new()
-                .items(ArrayItems::RefOrSchema(Box::new(item.into())))
-                .min_items(Some(min))
-                .build()
-                .into()
-        };
-        let ring = array_of(position.into(), 4);
-        let polygon = array_of(ring, 1);
-        let multi = array_of(polygon.clone(), 1);
-        let geometry = |kind: &str, coordinates: Schema| -> Schema {
-            ObjectBuilder::new()
-                .property(
-                    "type",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .enum_values(Some([kind])),
-                )
-                .property("coordinates", coordinates)
-                .required("type")
-                .required("coordinates")
-                .build()
-                .into()
-        };
-        let geometries = || {
-            OneOfBuilder::new()
-                .item(geometry("Polygon", polygon.clone()))
-                .item(geometry("MultiPolygon", multi.clone()))
-        };
-        let feature = ObjectBuilder::new()
-            .property(
-                "type",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["Feature"])),
-            )
-            .property("geometry", Schema::OneOf(geometries().build()))
-            .required("type")
-            .required("geometry");
-        utoipa::openapi::RefOr::T(
-            geometries()
-                .item(feature)
-                .description(Some(
-                    "GeoJSON Polygon, MultiPolygon, or a Feature with one of them",
-                ))
-                .build()
-                .into(),
-        )
+        polygon_schema(false)
     }
 }
 
 impl ToSchema for PolygonBody {}
+
+/// A parking site's outline in an admin body: a [`PolygonBody`] whose text (member names and
+/// strings, also in foreign members) holds no NUL character, since it is stored.
+#[derive(Debug)]
+pub struct SiteGeometry;
+
+impl utoipa::PartialSchema for SiteGeometry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        polygon_schema(true)
+    }
+}
+
+impl ToSchema for SiteGeometry {}
+
+/// The pattern of text without NUL (U+0000), which PostgreSQL text cannot hold.
+pub const NO_NUL: &str = r"^[^\u0000]*$";
+
+/// Any JSON value whose strings and member names hold no NUL character (recursive).
+#[derive(Debug)]
+pub struct NulFreeJson;
+
+impl utoipa::PartialSchema for NulFreeJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, Schema, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let this = || RefOr::Ref(Ref::from_schema_name("NulFreeJson"));
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(NO_NUL))
+        };
+        RefOr::T(Schema::AnyOf(
+            AnyOfBuilder::new()
+                .item(text())
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::Boolean))
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .item(ArrayBuilder::new().items(ArrayItems::RefOrSchema(Box::new(this()))))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .property_names(Some(text()))
+                        .additional_properties(Some(this())),
+                )
+                .description(Some("Any JSON without NUL characters"))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for NulFreeJson {}
+
+/// The GeoJSON Polygon/MultiPolygon/Feature schema; `nul_free`: no NUL in any text, foreign
+/// members included.
+fn polygon_schema(nul_free: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    use utoipa::openapi::{Ref, RefOr};
+    let members = |o: ObjectBuilder| -> ObjectBuilder {
+        if nul_free {
+            o.property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(NO_NUL)),
+            ))
+            .additional_properties(Some(RefOr::Ref(Ref::from_schema_name("NulFreeJson"))))
+        } else {
+            o
+        }
+    };
+    let number = |limit: Option<f64>| {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(limit.map(|l| -l))
+            .maximum(limit)
+            .build()
+    };
+    let position = ArrayBuilder::new()
+        .prefix_items([number(Some(180.0)), number(Some(90.0)), number(None)])
+        .items(ArrayItems::False)
+        .min_items(Some(2))
+        .max_items(Some(3))
+        .description(Some("[lon, lat] or [lon, lat, altitude]"))
+        .build();
+    let array_of = |item: Schema, min: usize| -> Schema {
+        ArrayBuilder::new()
+            .items(ArrayItems::RefOrSchema(Box::new(item.into())))
+            .min_items(Some(min))
+            .build()
+            .into()
+    };
+    let ring = array_of(position.into(), 4);
+    let polygon = array_of(ring, 1);
+    let multi = array_of(polygon.clone(), 1);
+    let geometry = |kind: &str, coordinates: Schema| -> Schema {
+        members(ObjectBuilder::new())
+            .property(
+                "type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([kind])),
+            )
+            .property("coordinates", coordinates)
+            .required("type")
+            .required("coordinates")
+            .build()
+            .into()
+    };
+    let geometries = || {
+        OneOfBuilder::new()
+            .item(geometry("Polygon", polygon.clone()))
+            .item(geometry("MultiPolygon", multi.clone()))
+    };
+    let feature = members(ObjectBuilder::new())
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["Feature"])),
+        )
+        .property("geometry", Schema::OneOf(geometries().build()))
+        .required("type")
+        .required("geometry");
+    utoipa::openapi::RefOr::T(
+        geometries()
+            .item(feature)
+            .description(Some(
+                "GeoJSON Polygon, MultiPolygon, or a Feature with one of them",
+            ))
+            .build()
+            .into(),
+    )
+}
 
 /// A GeoJSON FeatureCollection: one Point feature per located public device; `properties`
 /// has `dev_eui`, `name`, `kind`, `readings` (latest per quantity) and, with `quantity=`,
