@@ -35,9 +35,10 @@ BEYOND_SCHEMA = [
     ("agg", r"only with bucket="),
     # `sum` only for the cumulative counters (a rule across `agg` and `quantity`).
     ("agg", r"sum is only available for the cumulative counters"),
-    # GeoJSON rings are closed (last position = first); a polygon has at most so many positions.
-    ("body", r"ring is not closed"),
-    ("body", r"positions; at most \d+ are accepted"),
+    # GeoJSON rings are closed (last position = first); a polygon has at most so many positions
+    # (blamed on `body` in the search routes, on `geometry` in an admin site).
+    (None, r"ring is not closed: the last position must equal the first"),
+    (None, r"positions; at most \d+ are accepted"),
     # Admin bodies: an id in the body equals the path's, lat and lon come together, a room needs
     # its building, and what they refer to exists.
     (None, r"differs from the path's"),
