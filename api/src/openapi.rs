@@ -68,11 +68,14 @@ impl Modify for BearerKey {
 /// of the finished document (after the routes are merged, see [`crate::openapi_document`]) as
 /// references to `components.responses`:
 ///
+/// - 408 when the answer takes longer than `http.request_timeout_secs` (the `deadline`
+///   middleware); not for the event stream, which answers at once and then streams;
 /// - 429 from the rate limit (`crate::ratelimit`), which sees every request;
 /// - 503 when the database is unavailable: every operation but those in [`NO_DATABASE`] reads
 ///   it (an optional API key is looked up there too).
 ///
-/// An operation that documents its own 429 or 503 (e.g. the exports' busy slots) keeps it.
+/// An operation that documents its own 408, 429 or 503 (e.g. the exports' busy slots) keeps
+/// it.
 #[derive(Debug)]
 pub struct SharedResponses;
 
@@ -257,6 +260,7 @@ impl Modify for SharedResponses {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut shared = Vec::new();
         for (name, responses) in [
+            ("RequestTimeout", RequestTimeout::responses()),
             ("TooManyRequests", TooManyRequests::responses()),
             ("Unavailable", Unavailable::responses()),
         ] {
@@ -278,7 +282,12 @@ impl Modify for SharedResponses {
             ];
             for op in operations.into_iter().flatten() {
                 for (status, name) in &shared {
-                    if status == "503" && NO_DATABASE.contains(&path.as_str()) {
+                    let exempt = match status.as_str() {
+                        "503" => NO_DATABASE.contains(&path.as_str()),
+                        "408" => path == "/v1/stream",
+                        _ => false,
+                    };
+                    if exempt {
                         continue;
                     }
                     op.responses
@@ -500,6 +509,15 @@ pub struct TooLarge(pub Problem);
     content_type = "application/problem+json"
 )]
 pub struct NotJson(pub Problem);
+
+/// 408: the answer took longer than `http.request_timeout_secs`.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 408,
+    description = "No answer within `http.request_timeout_secs` (default 30 s); try a smaller request",
+    content_type = "application/problem+json"
+)]
+pub struct RequestTimeout(pub Problem);
 
 /// 429: the per-client rate limit was exceeded.
 #[derive(Debug, IntoResponses)]
