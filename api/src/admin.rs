@@ -10,6 +10,7 @@
 //! process also refreshes its geo index before answering, so a client reads its own write.
 
 use crate::auth::{require_admin, Authenticated};
+use crate::buildings::Building as BuildingRecord;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::params::{self, clip};
@@ -17,13 +18,15 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use stadtpuls_gateways::codecs::Codec;
 use stadtpuls_store::{
-    Building, Deleted, DeviceKind, NewDevice, ParkingSite, Room, StoreError, Visibility,
+    Building, Deleted, Device, DeviceKind, NewDevice, ParkingSite, Room, StoreError, Visibility,
 };
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -43,21 +46,62 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SiteBody {
     /// Optional; must equal the path's uid when given.
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub uid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    /// ParkAPI v3 site type, e.g. `CAR_PARK`.
     #[serde(rename = "type")]
     pub site_type: String,
+    /// ParkAPI v3 purpose (default `CAR`).
     #[serde(default = "car")]
     pub purpose: String,
+    /// Spaces; a whole number (`12` or `12.0`).
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(deserialize_with = "whole_i32")]
     pub capacity: i32,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: f64,
     /// GeoJSON Polygon or MultiPolygon outline.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::SiteGeometry>)]
     pub geometry: Option<Value>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub address: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub operator_name: Option<String>,
+    /// OSM `opening_hours` syntax.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub opening_hours: Option<String>,
+}
+
+/// A JSON number that is a whole `i32`: `12` and `12.0` are the same number in JSON (and an
+/// `integer` in JSON Schema), so both are accepted; `12.5` is not. Errors read as serde's own
+/// for an `i32` ("invalid type: string \"many\", expected i32").
+fn whole_i32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    struct WholeI32;
+    impl serde::de::Visitor<'_> for WholeI32 {
+        type Value = i32;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("i32")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i32, E> {
+            i32::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i32, E> {
+            i32::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i32, E> {
+            if v.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
+                Ok(v as i32)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(WholeI32)
 }
 
 fn car() -> String {
@@ -68,10 +112,17 @@ fn car() -> String {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingBody {
+    /// Optional; must equal the path's id when given.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]*$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    /// Both or neither.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub address: Option<String>,
 }
 
@@ -79,9 +130,14 @@ pub struct BuildingBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomBody {
+    /// Optional; must equal the path's room when given.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\u0000]*$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub name: String,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub floor: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub usage: Option<String>,
 }
 
@@ -89,7 +145,10 @@ pub struct RoomBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBody {
+    /// Optional; must equal the path's DevEUI when given.
+    #[schema(pattern = "^[0-9A-Fa-f]{16}$")]
     pub dev_eui: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// parking_bay, parking_counter, room_climate, desk_occupancy, people_counter,
     /// outdoor_climate, air_quality or other.
@@ -102,11 +161,167 @@ pub struct DeviceBody {
     #[schema(value_type = String, example = "public")]
     pub visibility: Visibility,
     /// Both or neither; without them a known position is kept.
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
+    /// A parking site's uid.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub site_id: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub building_id: Option<String>,
+    /// With `building_id`.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub room_id: Option<String>,
+}
+
+/// A parking site as stored (the answer of `PUT /v1/admin/parking/sites/{uid}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteRecord {
+    pub uid: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub site_type: String,
+    pub purpose: String,
+    pub capacity: i32,
+    pub lat: f64,
+    pub lon: f64,
+    /// GeoJSON Polygon or MultiPolygon outline, as sent.
+    #[schema(required = true, value_type = Option<Object>)]
+    pub geometry: Option<Value>,
+    #[schema(required = true)]
+    pub address: Option<String>,
+    #[schema(required = true)]
+    pub operator_name: Option<String>,
+    #[schema(required = true)]
+    pub opening_hours: Option<String>,
+    pub static_data_updated_at: DateTime<Utc>,
+}
+
+impl From<ParkingSite> for SiteRecord {
+    fn from(s: ParkingSite) -> Self {
+        SiteRecord {
+            uid: s.uid,
+            name: s.name,
+            site_type: s.site_type,
+            purpose: s.purpose,
+            capacity: s.capacity,
+            lat: s.lat,
+            lon: s.lon,
+            geometry: s.geometry,
+            address: s.address,
+            operator_name: s.operator_name,
+            opening_hours: s.opening_hours,
+            static_data_updated_at: s.static_data_updated_at,
+        }
+    }
+}
+
+/// A room as stored (the answer of `PUT /v1/admin/buildings/{id}/rooms/{room}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomRecord {
+    pub building_id: String,
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub floor: Option<String>,
+    #[schema(required = true)]
+    pub usage: Option<String>,
+}
+
+impl From<Room> for RoomRecord {
+    fn from(r: Room) -> Self {
+        RoomRecord {
+            building_id: r.building_id,
+            id: r.id,
+            name: r.name,
+            floor: r.floor,
+            usage: r.usage,
+        }
+    }
+}
+
+/// A device as stored (the answer of `PUT /v1/admin/devices/{dev_eui}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceRecord {
+    #[schema(example = "70b3d57ed0000001", pattern = "^[0-9a-f]{16}$")]
+    pub dev_eui: String,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    #[schema(example = "parking_bay")]
+    pub kind: &'static str,
+    #[schema(required = true)]
+    pub codec: Option<String>,
+    /// `public` or `private`.
+    pub visibility: &'static str,
+    #[schema(required = true)]
+    pub lat: Option<f64>,
+    #[schema(required = true)]
+    pub lon: Option<f64>,
+    /// Where the position came from (e.g. `registry`).
+    #[schema(required = true)]
+    pub location_source: Option<String>,
+    #[schema(required = true)]
+    pub site_id: Option<String>,
+    #[schema(required = true)]
+    pub building_id: Option<String>,
+    #[schema(required = true)]
+    pub room_id: Option<String>,
+    #[schema(required = true)]
+    pub network_server: Option<String>,
+    #[schema(required = true)]
+    pub application: Option<String>,
+    pub auto_registered: bool,
+    #[schema(required = true)]
+    pub first_seen: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub last_seen: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub battery_percent: Option<f64>,
+    #[schema(required = true)]
+    pub battery_voltage: Option<f64>,
+    #[schema(required = true)]
+    pub battery_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Device> for DeviceRecord {
+    fn from(d: Device) -> Self {
+        DeviceRecord {
+            dev_eui: d.dev_eui.to_string(),
+            name: d.name,
+            kind: d.kind.as_str(),
+            codec: d.codec,
+            visibility: match d.visibility {
+                Visibility::Public => "public",
+                Visibility::Private => "private",
+            },
+            lat: d.lat,
+            lon: d.lon,
+            location_source: d.location_source,
+            site_id: d.site_id,
+            building_id: d.building_id,
+            room_id: d.room_id,
+            network_server: d.network_server,
+            application: d.application,
+            auto_registered: d.auto_registered,
+            first_seen: d.first_seen,
+            last_seen: d.last_seen,
+            battery_percent: d.battery_percent,
+            battery_voltage: d.battery_voltage,
+            battery_at: d.battery_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// What a delete did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteOutcome {
+    /// What was deleted, e.g. `building 'rathaus'`.
+    pub deleted: String,
+    /// Devices that lost their site, building or room (their readings stay).
+    pub devices_detached: u64,
 }
 
 /// Parses a strict JSON body. A field of the wrong type is blamed by its name (`capacity`);
@@ -196,7 +411,7 @@ fn same_id(field: &str, body: Option<&str>, path: &str) -> Result<(), ApiError> 
     }
 }
 
-fn created_or_replaced(created: bool, body: Value) -> (StatusCode, Json<Value>) {
+fn created_or_replaced<T>(created: bool, body: T) -> (StatusCode, Json<T>) {
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -205,13 +420,14 @@ fn created_or_replaced(created: bool, body: Value) -> (StatusCode, Json<Value>) 
     (code, Json(body))
 }
 
-fn deleted(what: String, d: Deleted) -> Result<Json<Value>, ApiError> {
+fn deleted(what: String, d: Deleted) -> Result<Json<DeleteOutcome>, ApiError> {
     if !d.existed {
         return Err(ApiError::NotFound(what));
     }
-    Ok(Json(
-        json!({ "deleted": what, "devices_detached": d.devices_detached }),
-    ))
+    Ok(Json(DeleteOutcome {
+        deleted: what,
+        devices_detached: d.devices_detached,
+    }))
 }
 
 /// Refreshes this process's geo index after a registry write; a failure only delays it until
@@ -229,16 +445,15 @@ async fn refresh_index(st: &AppState) {
     tag = "admin",
     security(("api_key" = ["admin"])),
     request_body = crate::admin::SiteBody,
-    params(("uid" = String, Path, description = "Site uid")),
+    params(("uid" = String, Path, description = "Site uid", min_length = 1, max_length = 256)),
     responses(
-        (status = 201, description = "Created", body = crate::openapi::ParkingSite),
-        (status = 200, description = "Replaced", body = crate::openapi::ParkingSite),
+        (status = 201, description = "Created", body = SiteRecord),
+        (status = 200, description = "Replaced", body = SiteRecord),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn put_site(
@@ -247,7 +462,7 @@ async fn put_site(
     Path(uid): Path<String>,
     Query(q): Q,
     JsonBody(raw): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SiteRecord>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let b: SiteBody = body(&raw)?;
@@ -273,7 +488,7 @@ async fn put_site(
         static_data_updated_at: st.clock.now(),
     };
     let created = st.store.put_parking_site(&site).await?;
-    Ok(created_or_replaced(created, json!(site)))
+    Ok(created_or_replaced(created, site.into()))
 }
 
 /// `DELETE /v1/admin/parking/sites/{uid}`: its devices stay, without a site.
@@ -282,14 +497,13 @@ async fn put_site(
     path = "/v1/admin/parking/sites/{uid}",
     tag = "admin",
     security(("api_key" = ["admin"])),
-    params(("uid" = String, Path, description = "Site uid")),
+    params(("uid" = String, Path, description = "Site uid", min_length = 1, max_length = 256)),
     responses(
-        (status = 200, description = "Deleted; its devices stay, without a site", body = crate::openapi::DeleteOutcome),
+        (status = 200, description = "Deleted; its devices stay, without a site", body = DeleteOutcome),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn delete_site(
@@ -297,7 +511,7 @@ async fn delete_site(
     Authenticated(p): Authenticated,
     Path(uid): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteOutcome>, ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let d = st.store.delete_parking_site(&uid).await?;
@@ -311,16 +525,15 @@ async fn delete_site(
     tag = "admin",
     security(("api_key" = ["admin"])),
     request_body = crate::admin::BuildingBody,
-    params(("id" = String, Path, description = "Building id")),
+    params(("id" = String, Path, description = "Building id", min_length = 1, max_length = 128)),
     responses(
-        (status = 201, description = "Created", body = crate::openapi::Building),
-        (status = 200, description = "Replaced", body = crate::openapi::Building),
+        (status = 201, description = "Created", body = BuildingRecord),
+        (status = 200, description = "Replaced", body = BuildingRecord),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn put_building(
@@ -329,7 +542,7 @@ async fn put_building(
     Path(id): Path<String>,
     Query(q): Q,
     JsonBody(raw): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BuildingRecord>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let b: BuildingBody = body(&raw)?;
@@ -342,7 +555,10 @@ async fn put_building(
         address: b.address,
     };
     let created = st.store.put_building(&building).await?;
-    Ok(created_or_replaced(created, json!(building)))
+    Ok(created_or_replaced(
+        created,
+        BuildingRecord::from(&building),
+    ))
 }
 
 /// `DELETE /v1/admin/buildings/{id}`: rooms and building keys go with it; devices stay.
@@ -351,14 +567,13 @@ async fn put_building(
     path = "/v1/admin/buildings/{id}",
     tag = "admin",
     security(("api_key" = ["admin"])),
-    params(("id" = String, Path, description = "Building id")),
+    params(("id" = String, Path, description = "Building id", min_length = 1, max_length = 128)),
     responses(
-        (status = 200, description = "Deleted with its rooms and building keys; devices stay", body = crate::openapi::DeleteOutcome),
+        (status = 200, description = "Deleted with its rooms and building keys; devices stay", body = DeleteOutcome),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn delete_building(
@@ -366,7 +581,7 @@ async fn delete_building(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteOutcome>, ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let d = st.store.delete_building(&id).await?;
@@ -381,19 +596,18 @@ async fn delete_building(
     security(("api_key" = ["admin"])),
     request_body = crate::admin::RoomBody,
     params(
-        ("id" = String, Path, description = "Building id"),
-        ("room" = String, Path, description = "Room id"),
+        ("id" = String, Path, description = "Building id", min_length = 1, max_length = 128),
+        ("room" = String, Path, description = "Room id", min_length = 1, max_length = 128),
     ),
     responses(
-        (status = 201, description = "Created", body = Object),
-        (status = 200, description = "Replaced", body = Object),
+        (status = 201, description = "Created", body = RoomRecord),
+        (status = 200, description = "Replaced", body = RoomRecord),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn put_room(
@@ -402,7 +616,7 @@ async fn put_room(
     Path((id, room)): Path<(String, String)>,
     Query(q): Q,
     JsonBody(raw): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RoomRecord>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let b: RoomBody = body(&raw)?;
@@ -425,7 +639,7 @@ async fn put_room(
         } => ApiError::bad("room", problem),
         other => other.into(),
     })?;
-    Ok(created_or_replaced(created, json!(room)))
+    Ok(created_or_replaced(created, room.into()))
 }
 
 /// `DELETE /v1/admin/buildings/{id}/rooms/{room}`: its devices stay in the building.
@@ -435,16 +649,15 @@ async fn put_room(
     tag = "admin",
     security(("api_key" = ["admin"])),
     params(
-        ("id" = String, Path, description = "Building id"),
-        ("room" = String, Path, description = "Room id"),
+        ("id" = String, Path, description = "Building id", min_length = 1, max_length = 128),
+        ("room" = String, Path, description = "Room id", min_length = 1, max_length = 128),
     ),
     responses(
-        (status = 200, description = "Deleted; its devices stay in the building", body = crate::openapi::DeleteOutcome),
+        (status = 200, description = "Deleted; its devices stay in the building", body = DeleteOutcome),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn delete_room(
@@ -452,7 +665,7 @@ async fn delete_room(
     Authenticated(p): Authenticated,
     Path((id, room)): Path<(String, String)>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteOutcome>, ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let d = st.store.delete_room(&id, &room).await?;
@@ -473,14 +686,13 @@ async fn delete_room(
     request_body = crate::admin::DeviceBody,
     params(("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001")),
     responses(
-        (status = 201, description = "Registered", body = Object),
-        (status = 200, description = "Updated", body = Object),
+        (status = 201, description = "Registered", body = DeviceRecord),
+        (status = 200, description = "Updated", body = DeviceRecord),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn put_device(
@@ -489,7 +701,7 @@ async fn put_device(
     Path(raw_eui): Path<String>,
     Query(q): Q,
     JsonBody(raw): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DeviceRecord>), ApiError> {
     require_admin(&p)?;
     params::Params::new(q).finish()?;
     let eui = params::dev_eui(&raw_eui)?;
@@ -531,5 +743,5 @@ async fn put_device(
         .device(eui)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {eui}")))?;
-    Ok(created_or_replaced(outcome.inserted > 0, json!(stored)))
+    Ok(created_or_replaced(outcome.inserted > 0, stored.into()))
 }

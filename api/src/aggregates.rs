@@ -1,16 +1,17 @@
-//! Parameters of time-aggregation requests (`bucket`, `agg`, window limits) and the JSON of
-//! one bucket, for `GET /v1/devices/{dev_eui}/aggregates`.
+//! Parameters of time-aggregation requests (`bucket`, `agg`, window limits) and the response
+//! type of one bucket, for `GET /v1/devices/{dev_eui}/aggregates` and the room history.
 
 use crate::error::ApiError;
 use crate::params::clip;
 use crate::params::utc;
 use crate::params::Params;
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::{
-    is_cumulative_counter, Agg, AggregateBucket, BucketWidth, MAX_BUCKETS,
+    is_cumulative_counter, Agg, AggregateBucket as StoredBucket, BucketWidth, MAX_BUCKETS,
 };
+use utoipa::ToSchema;
 
 /// The default of `http.max_window_days`, the longest window of one request: a leap year plus
 /// a day of margin, so a calendar year of hourly buckets (8 784) always fits, whatever the time
@@ -168,21 +169,45 @@ fn check_buckets(
     Ok(())
 }
 
-/// One bucket as JSON: `start` and `end` in UTC with `Z`, `count` always, and of the other
-/// aggregates only those in `aggs` (`null` for an empty bucket).
-pub fn bucket_json(b: &AggregateBucket, aggs: &[Agg]) -> Value {
-    let mut v = json!({ "start": utc(b.start), "end": utc(b.end), "count": b.count });
-    for agg in aggs {
-        let value = match agg {
-            Agg::Count => continue,
-            Agg::Avg => b.avg,
-            Agg::Min => b.min,
-            Agg::Max => b.max,
-            Agg::Sum => b.sum,
-        };
-        v[agg.as_str()] = json!(value);
+/// One aggregation bucket `[start, end)`: `count` always, and of the other aggregates only
+/// those asked for with `agg` (null when the bucket holds no reading).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AggregateBucket {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    #[schema(minimum = 0)]
+    pub count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub avg: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub min: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub max: Option<Option<f64>>,
+    /// Counters only: the increments within the bucket (resets handled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub sum: Option<Option<f64>>,
+}
+
+impl AggregateBucket {
+    /// A stored bucket with the aggregates in `aggs`; `start` and `end` in UTC with `Z`.
+    pub fn of(b: &StoredBucket, aggs: &[Agg]) -> Self {
+        let asked = |a: Agg, v: Option<f64>| aggs.contains(&a).then_some(v);
+        AggregateBucket {
+            start: utc(b.start),
+            end: utc(b.end),
+            count: b.count,
+            avg: asked(Agg::Avg, b.avg),
+            min: asked(Agg::Min, b.min),
+            max: asked(Agg::Max, b.max),
+            sum: asked(Agg::Sum, b.sum),
+        }
     }
-    v
 }
 
 #[cfg(test)]
@@ -373,7 +398,11 @@ mod tests {
 
     #[test]
     fn bucket_json_has_the_asked_aggregates_and_utc_times() {
-        let full = AggregateBucket {
+        use serde_json::json;
+        let bucket_json = |b: &StoredBucket, aggs: &[Agg]| {
+            serde_json::to_value(AggregateBucket::of(b, aggs)).unwrap()
+        };
+        let full = StoredBucket {
             start: t("2024-03-31T01:00:00+02:00"),
             end: t("2024-03-31T00:00:00Z"),
             count: 3,
@@ -387,7 +416,7 @@ mod tests {
             json!({"start": "2024-03-30T23:00:00Z", "end": "2024-03-31T00:00:00Z",
                    "count": 3, "max": 23.0, "avg": 21.5})
         );
-        let empty = AggregateBucket {
+        let empty = StoredBucket {
             count: 0,
             avg: None,
             min: None,

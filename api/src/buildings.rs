@@ -8,11 +8,12 @@
 //! Building data come from private devices; the public endpoints never show them (they filter
 //! on `visibility = public`), and nothing here is reachable without a key.
 
-use crate::aggregates::{bucket_json, parse_aggregate_query};
+use crate::aggregates::{parse_aggregate_query, AggregateBucket};
 use crate::auth::{require_admin, require_building, Authenticated, Principal};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::geo::{GeoIndex, GeoQuery};
+use crate::paging::All;
 use crate::params::clip;
 use crate::params::utc;
 use crate::params::Params;
@@ -20,14 +21,16 @@ use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::aggregates::Agg;
 use stadtpuls_store::buildings::{
-    room_flags, ClimateValue, DeviceHealth, DeviceStatus, RoomClimate, RoomThresholds,
-    SilenceWindows,
+    room_flags, ClimateValue as StoredValue, DeviceHealth as StoredHealth, DeviceStatus,
+    RoomClimate, RoomThresholds, SilenceWindows,
 };
-use stadtpuls_store::{Building, DeviceKind};
+use stadtpuls_store::{Building as StoredBuilding, DeviceKind, Visibility};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -43,35 +46,210 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_devices))
 }
 
-fn building_json(b: &Building) -> Value {
-    json!({ "id": b.id, "name": b.name, "lat": b.lat, "lon": b.lon, "address": b.address })
+/// A building.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Building {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub lat: Option<f64>,
+    #[schema(required = true)]
+    pub lon: Option<f64>,
+    #[schema(required = true)]
+    pub address: Option<String>,
+    /// Geodesic distance in metres from `lat`/`lon` (radius and nearest queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
 }
 
-fn value_json(q: Quantity, v: Option<ClimateValue>) -> Value {
-    match v {
-        Some(v) => json!({ "value": v.value, "unit": q.unit(), "time": utc(v.time) }),
-        None => Value::Null,
+impl From<&StoredBuilding> for Building {
+    fn from(b: &StoredBuilding) -> Self {
+        Building {
+            id: b.id.clone(),
+            name: b.name.clone(),
+            lat: b.lat,
+            lon: b.lon,
+            address: b.address.clone(),
+            distance_m: None,
+        }
     }
 }
 
-fn room_json(r: &RoomClimate, now: DateTime<Utc>, t: &RoomThresholds) -> Value {
-    let flags = room_flags(r, now, t);
-    json!({
-        "id": r.room.id,
-        "name": r.room.name,
-        "floor": r.room.floor,
-        "usage": r.room.usage,
-        "devices": r.devices,
-        "last_reading": r.last_reading.map(utc),
-        "temperature": value_json(Quantity::Temperature, r.temperature),
-        "humidity": value_json(Quantity::Humidity, r.humidity),
-        "co2": value_json(Quantity::Co2, r.co2),
-        "flags": {
-            "co2_high": flags.co2_high,
-            "stale": flags.stale,
-            "no_sensor": flags.no_sensor,
-        },
-    })
+/// A newest climate value of a room.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClimateValue {
+    pub value: f64,
+    pub unit: &'static str,
+    #[schema(format = DateTime)]
+    pub time: String,
+}
+
+impl ClimateValue {
+    fn of(q: Quantity, v: Option<StoredValue>) -> Option<Self> {
+        v.map(|v| ClimateValue {
+            value: v.value,
+            unit: q.unit(),
+            time: utc(v.time),
+        })
+    }
+}
+
+/// Room flags.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomFlags {
+    /// CO₂ above `buildings.co2_alert_ppm` (default 1000 ppm).
+    pub co2_high: bool,
+    /// No reading within `buildings.stale_after_minutes`.
+    pub stale: bool,
+    /// No device in the room.
+    pub no_sensor: bool,
+}
+
+/// A room with its newest climate values.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    pub id: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub floor: Option<String>,
+    #[schema(required = true)]
+    pub usage: Option<String>,
+    /// Devices in the room.
+    pub devices: i64,
+    #[schema(required = true, format = DateTime)]
+    pub last_reading: Option<String>,
+    #[schema(required = true)]
+    pub temperature: Option<ClimateValue>,
+    #[schema(required = true)]
+    pub humidity: Option<ClimateValue>,
+    #[schema(required = true)]
+    pub co2: Option<ClimateValue>,
+    pub flags: RoomFlags,
+}
+
+impl RoomView {
+    fn of(r: &RoomClimate, now: DateTime<Utc>, t: &RoomThresholds) -> Self {
+        let flags = room_flags(r, now, t);
+        RoomView {
+            id: r.room.id.clone(),
+            name: r.room.name.clone(),
+            floor: r.room.floor.clone(),
+            usage: r.room.usage.clone(),
+            devices: r.devices,
+            last_reading: r.last_reading.map(utc),
+            temperature: ClimateValue::of(Quantity::Temperature, r.temperature),
+            humidity: ClimateValue::of(Quantity::Humidity, r.humidity),
+            co2: ClimateValue::of(Quantity::Co2, r.co2),
+            flags: RoomFlags {
+                co2_high: flags.co2_high,
+                stale: flags.stale,
+                no_sensor: flags.no_sensor,
+            },
+        }
+    }
+}
+
+/// The thresholds the room flags were judged by.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Thresholds {
+    pub co2_alert_ppm: f64,
+    pub stale_after_minutes: u32,
+}
+
+/// A building with its rooms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuildingDetail {
+    #[serde(flatten)]
+    pub building: Building,
+    /// The time the flags were judged at.
+    #[schema(format = DateTime)]
+    pub as_of: String,
+    pub thresholds: Thresholds,
+    pub rooms: Vec<RoomView>,
+}
+
+/// A room's history over all its devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomHistory {
+    pub building_id: String,
+    pub room_id: String,
+    /// The DevEUIs of the room's devices.
+    pub devices: Vec<String>,
+    pub quantity: &'static str,
+    pub unit: &'static str,
+    /// `15m`, `1h` or `1d`.
+    pub bucket: &'static str,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    pub items: Vec<AggregateBucket>,
+}
+
+/// A device needing attention.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceHealth {
+    pub dev_eui: String,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    pub kind: &'static str,
+    /// `public` or `private`.
+    pub visibility: &'static str,
+    #[schema(required = true)]
+    pub building_id: Option<String>,
+    #[schema(required = true)]
+    pub room_id: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub last_seen: Option<String>,
+    #[schema(required = true)]
+    pub battery_percent: Option<f64>,
+    #[schema(required = true, format = DateTime)]
+    pub battery_at: Option<String>,
+    /// `status=silent` only: the window of this device's kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_after_minutes: Option<u32>,
+}
+
+impl From<&StoredHealth> for DeviceHealth {
+    fn from(d: &StoredHealth) -> Self {
+        DeviceHealth {
+            dev_eui: d.dev_eui.to_string(),
+            name: d.name.clone(),
+            kind: d.kind.as_str(),
+            visibility: match d.visibility {
+                Visibility::Public => "public",
+                Visibility::Private => "private",
+            },
+            building_id: d.building_id.clone(),
+            room_id: d.room_id.clone(),
+            last_seen: d.last_seen.map(utc),
+            battery_percent: d.battery_percent,
+            battery_at: d.battery_at.map(utc),
+            silent_after_minutes: None,
+        }
+    }
+}
+
+/// A fleet health listing: the thresholds it applied, and the devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceHealthList {
+    /// `silent` or `low_battery`.
+    pub status: &'static str,
+    /// `status=silent`: the window of kinds not listed by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_after_minutes: Option<u32>,
+    /// `status=silent`: the windows configured per kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_after_minutes_by_kind: Option<BTreeMap<String, u32>>,
+    /// `status=low_battery`: the threshold in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub battery_percent_below: Option<f64>,
+    #[schema(format = DateTime)]
+    pub as_of: String,
+    pub total_count: usize,
+    pub items: Vec<DeviceHealth>,
 }
 
 fn thresholds(st: &AppState) -> RoomThresholds {
@@ -93,17 +271,16 @@ fn thresholds(st: &AppState) -> RoomThresholds {
     security(("api_key" = [])),
     params(crate::openapi::GeoParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::BuildingList),
+        (status = 200, description = "OK", body = All<Building>),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn list(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<All<Building>>, ApiError> {
     let mut params = Params::new(q);
     let geo = crate::geo::parse_geo_query(&mut params)?;
     params.finish()?;
@@ -123,12 +300,11 @@ async fn list(
         content_type = "application/json"
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::BuildingList),
+        (status = 200, description = "OK", body = All<Building>),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn search(
@@ -136,7 +312,7 @@ async fn search(
     Authenticated(p): Authenticated,
     Query(q): Q,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<All<Building>>, ApiError> {
     Params::new(q).finish()?;
     let geo = crate::geo::polygon_body(&body)?;
     buildings_for(&st, &p, &geo).await
@@ -147,15 +323,15 @@ async fn buildings_for(
     st: &AppState,
     p: &Principal,
     geo: &GeoQuery,
-) -> Result<Json<Value>, ApiError> {
-    let visible: Vec<Building> = match p {
+) -> Result<Json<All<Building>>, ApiError> {
+    let visible: Vec<StoredBuilding> = match p {
         Principal::Admin => st.store.buildings().await?,
         // A building key's building may have been deleted since (keys cascade, but a request
         // can race the deletion): then the list is simply empty.
         Principal::Building(id) => st.store.building(id).await?.into_iter().collect(),
     };
-    let items: Vec<Value> = match geo {
-        GeoQuery::All => visible.iter().map(building_json).collect(),
+    let items: Vec<Building> = match geo {
+        GeoQuery::All => visible.iter().map(Building::from).collect(),
         geo => {
             let located = visible
                 .iter()
@@ -165,16 +341,14 @@ async fn buildings_for(
                 .query(geo)
                 .iter()
                 .filter_map(|hit| {
-                    let mut v = building_json(visible.get(hit.id)?);
-                    if let Some(m) = hit.distance_m {
-                        v["distance_m"] = json!(crate::geo::round_m(m));
-                    }
+                    let mut v = Building::from(visible.get(hit.id)?);
+                    v.distance_m = hit.distance_m.map(crate::geo::round_m);
                     Some(v)
                 })
                 .collect()
         }
     };
-    Ok(Json(json!({ "total_count": items.len(), "items": items })))
+    Ok(Json(items.into()))
 }
 
 /// `GET /v1/buildings/{id}`: the building and each room with its newest temperature, humidity
@@ -187,12 +361,11 @@ async fn buildings_for(
     security(("api_key" = ["building"])),
     params(("id" = String, Path, description = "Building id")),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::BuildingDetail),
+        (status = 200, description = "OK", body = BuildingDetail),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn detail(
@@ -200,7 +373,7 @@ async fn detail(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BuildingDetail>, ApiError> {
     require_building(&p, &id)?;
     Params::new(q).finish()?;
     let building = st
@@ -211,14 +384,15 @@ async fn detail(
     let rooms = st.store.room_climate(&id).await?;
     let now = st.clock.now();
     let t = thresholds(&st);
-    let mut body = building_json(&building);
-    body["as_of"] = json!(utc(now));
-    body["thresholds"] = json!({
-        "co2_alert_ppm": t.co2_alert_ppm,
-        "stale_after_minutes": st.settings.buildings.stale_after_minutes,
-    });
-    body["rooms"] = rooms.iter().map(|r| room_json(r, now, &t)).collect();
-    Ok(Json(body))
+    Ok(Json(BuildingDetail {
+        building: Building::from(&building),
+        as_of: utc(now),
+        thresholds: Thresholds {
+            co2_alert_ppm: t.co2_alert_ppm,
+            stale_after_minutes: st.settings.buildings.stale_after_minutes,
+        },
+        rooms: rooms.iter().map(|r| RoomView::of(r, now, &t)).collect(),
+    }))
 }
 
 /// `GET /v1/buildings/{id}/rooms/{room}/history?quantity=&bucket=&from=&to=&agg=`: buckets over
@@ -232,16 +406,15 @@ async fn detail(
     params(
         ("id" = String, Path, description = "Building id"),
         ("room" = String, Path, description = "Room id"),
-        crate::openapi::AggregateParams,
+        crate::openapi::RoomAggregateParams,
         crate::openapi::WindowParams,
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::RoomHistory),
+        (status = 200, description = "OK", body = RoomHistory),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
         crate::openapi::NotFound,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn room_history(
@@ -249,7 +422,7 @@ async fn room_history(
     Authenticated(p): Authenticated,
     Path((id, room)): Path<(String, String)>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoomHistory>, ApiError> {
     require_building(&p, &id)?;
     let mut params = Params::new(q);
     let query = parse_aggregate_query(
@@ -288,18 +461,21 @@ async fn room_history(
             tz,
         )
         .await?;
-    Ok(Json(json!({
-        "building_id": room.building_id,
-        "room_id": room.id,
-        "devices": devices.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "quantity": query.quantity.name(),
-        "unit": query.quantity.unit(),
-        "bucket": query.width.as_str(),
-        "timezone": tz,
-        "from": utc(query.from),
-        "to": utc(query.to),
-        "items": buckets.iter().map(|b| bucket_json(b, &query.aggs)).collect::<Vec<_>>(),
-    })))
+    Ok(Json(RoomHistory {
+        building_id: room.building_id,
+        room_id: room.id,
+        devices: devices.iter().map(|d| d.to_string()).collect(),
+        quantity: query.quantity.name(),
+        unit: query.quantity.unit(),
+        bucket: query.width.as_str(),
+        timezone: tz.clone(),
+        from: utc(query.from),
+        to: utc(query.to),
+        items: buckets
+            .iter()
+            .map(|b| AggregateBucket::of(b, &query.aggs))
+            .collect(),
+    }))
 }
 
 /// `GET /v1/admin/devices?status=silent|low_battery` (admin key only).
@@ -310,18 +486,17 @@ async fn room_history(
     security(("api_key" = ["admin"])),
     params(crate::openapi::StatusParam),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::DeviceHealthList),
+        (status = 200, description = "OK", body = DeviceHealthList),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
-        crate::openapi::Unavailable,
     ),
 )]
 async fn admin_devices(
     State(st): State<AppState>,
     Authenticated(p): Authenticated,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceHealthList>, ApiError> {
     // Scope before parameters: a building key learns nothing about this route's input.
     require_admin(&p)?;
     let mut params = Params::new(q);
@@ -389,60 +564,48 @@ pub async fn device_status_listing(
     st: &AppState,
     p: &Principal,
     raw_status: &str,
-) -> Result<Value, ApiError> {
+) -> Result<DeviceHealthList, ApiError> {
     require_admin(p)?;
     let filter = parse_status(raw_status)?;
     let now = st.clock.now();
     let status = status_query(filter, now, &st.settings);
     let devices = st.store.devices_with_status(status.clone()).await?;
-    let mut body = match &status {
-        DeviceStatus::Silent(w) => {
-            let by_kind: serde_json::Map<String, Value> = w
-                .by_kind
-                .iter()
-                .map(|(k, m)| (k.as_str().to_string(), json!(m)))
-                .collect();
-            json!({
-                "status": "silent",
-                "silent_after_minutes": w.default_minutes,
-                "silent_after_minutes_by_kind": by_kind,
-            })
-        }
-        DeviceStatus::BatteryBelow(percent) => json!({
-            "status": "low_battery",
-            "battery_percent_below": percent,
-        }),
-    };
-    body["as_of"] = json!(utc(now));
-    body["total_count"] = json!(devices.len());
-    body["items"] = devices
+    let items = devices
         .iter()
         .map(|d| {
-            let mut v = health_json(d);
+            let mut v = DeviceHealth::from(d);
             if let DeviceStatus::Silent(w) = &status {
-                v["silent_after_minutes"] = json!(w.minutes(d.kind));
+                v.silent_after_minutes = Some(w.minutes(d.kind));
             }
             v
         })
         .collect();
-    Ok(body)
-}
-
-fn health_json(d: &DeviceHealth) -> Value {
-    json!({
-        "dev_eui": d.dev_eui.to_string(),
-        "name": d.name,
-        "kind": d.kind.as_str(),
-        "visibility": match d.visibility {
-            stadtpuls_store::Visibility::Public => "public",
-            stadtpuls_store::Visibility::Private => "private",
-        },
-        "building_id": d.building_id,
-        "room_id": d.room_id,
-        "last_seen": d.last_seen.map(utc),
-        "battery_percent": d.battery_percent,
-        "battery_at": d.battery_at.map(utc),
-    })
+    let mut list = DeviceHealthList {
+        status: "",
+        silent_after_minutes: None,
+        silent_after_minutes_by_kind: None,
+        battery_percent_below: None,
+        as_of: utc(now),
+        total_count: devices.len(),
+        items,
+    };
+    match &status {
+        DeviceStatus::Silent(w) => {
+            list.status = "silent";
+            list.silent_after_minutes = Some(w.default_minutes);
+            list.silent_after_minutes_by_kind = Some(
+                w.by_kind
+                    .iter()
+                    .map(|(k, m)| (k.as_str().to_string(), *m))
+                    .collect(),
+            );
+        }
+        DeviceStatus::BatteryBelow(percent) => {
+            list.status = "low_battery";
+            list.battery_percent_below = Some(*percent);
+        }
+    }
+    Ok(list)
 }
 
 #[cfg(test)]

@@ -2,7 +2,23 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+/// RFC 9457 problem details: the body of every error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what went wrong.
+    #[schema(example = "about:blank")]
+    pub r#type: &'static str,
+    #[schema(example = "Bad Request")]
+    pub title: &'static str,
+    #[schema(example = 400, minimum = 400, maximum = 599)]
+    pub status: u16,
+    #[schema(example = "radius: must be a number of metres in (0, 100000]")]
+    pub detail: String,
+    /// The query parameter or body field to blame (400 only; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -209,14 +225,19 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
-        if let Some(p) = param {
-            body["parameter"] = json!(p);
-        }
+        let body = Problem {
+            r#type: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            parameter: param,
+        };
+        // A struct of strings and a number always serialises.
+        let body = serde_json::to_string(&body).unwrap_or_default();
         let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            body,
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -1,10 +1,14 @@
-//! Request handlers and their response DTOs.
+//! Request handlers of the device routes, health, metrics and quantities, and their response
+//! types.
 
+use crate::aggregates::AggregateBucket;
 use crate::auth::{MaybeAuthenticated, Principal};
+use crate::buildings::DeviceHealthList;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoQuery, Hit};
+use crate::paging::{All, List};
 use crate::params::utc;
 use crate::params::{self, Params};
 use crate::AppState;
@@ -13,32 +17,159 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Duration;
-use serde_json::{json, Value};
+use serde::Serialize;
 use stadtpuls_gateways::{DevEui, Quantity};
 use stadtpuls_store::{
-    Device, DeviceFilter, LatestValue, ReadingCursor, StoredReading, Visibility,
+    Device as StoredDevice, DeviceFilter, LatestValue, ReadingCursor, StoredReading, Visibility,
 };
 use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
 
 type Q = Query;
 
-fn reading_json(r: &StoredReading) -> Value {
-    json!({ "quantity": r.quantity.name(), "value": r.value, "unit": r.quantity.unit(), "time": utc(r.time) })
+/// One measured value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reading {
+    #[schema(example = "temperature")]
+    pub quantity: &'static str,
+    pub value: f64,
+    #[schema(example = "°C")]
+    pub unit: &'static str,
+    #[schema(format = DateTime)]
+    pub time: String,
 }
 
-fn device_json(d: &Device) -> Value {
-    json!({
-        "dev_eui": d.dev_eui.to_string(),
-        "name": d.name,
-        "kind": d.kind.as_str(),
-        "lat": d.lat,
-        "lon": d.lon,
-        "network_server": d.network_server,
-        "first_seen": d.first_seen.map(utc),
-        "last_seen": d.last_seen.map(utc),
-        "battery_percent": d.battery_percent,
-        "battery_voltage": d.battery_voltage,
-    })
+impl From<&StoredReading> for Reading {
+    fn from(r: &StoredReading) -> Self {
+        Reading {
+            quantity: r.quantity.name(),
+            value: r.value,
+            unit: r.quantity.unit(),
+            time: utc(r.time),
+        }
+    }
+}
+
+/// A device the caller may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    #[schema(example = "70b3d57ed0000001", pattern = "^[0-9a-f]{16}$")]
+    pub dev_eui: String,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    #[schema(example = "parking_bay")]
+    pub kind: &'static str,
+    #[schema(required = true)]
+    pub lat: Option<f64>,
+    #[schema(required = true)]
+    pub lon: Option<f64>,
+    #[schema(required = true)]
+    pub network_server: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub first_seen: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub last_seen: Option<String>,
+    #[schema(required = true)]
+    pub battery_percent: Option<f64>,
+    #[schema(required = true)]
+    pub battery_voltage: Option<f64>,
+    /// Geodesic distance in metres from `lat`/`lon` (radius and nearest queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+impl From<&StoredDevice> for Device {
+    fn from(d: &StoredDevice) -> Self {
+        Device {
+            dev_eui: d.dev_eui.to_string(),
+            name: d.name.clone(),
+            kind: d.kind.as_str(),
+            lat: d.lat,
+            lon: d.lon,
+            network_server: d.network_server.clone(),
+            first_seen: d.first_seen.map(utc),
+            last_seen: d.last_seen.map(utc),
+            battery_percent: d.battery_percent,
+            battery_voltage: d.battery_voltage,
+            distance_m: None,
+        }
+    }
+}
+
+/// A device with its latest value per quantity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceDetail {
+    #[serde(flatten)]
+    pub device: Device,
+    pub latest: Vec<Reading>,
+}
+
+/// A page of raw readings, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadingPage {
+    pub dev_eui: String,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    pub items: Vec<Reading>,
+    /// The next page; null on the last one.
+    #[schema(required = true)]
+    pub next: Option<String>,
+}
+
+/// Aggregates of one device and quantity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Aggregates {
+    pub dev_eui: String,
+    pub quantity: &'static str,
+    pub unit: &'static str,
+    /// `15m`, `1h` or `1d`.
+    pub bucket: &'static str,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    pub items: Vec<AggregateBucket>,
+}
+
+/// A quantity Stadtpuls stores.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuantityInfo {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub description: &'static str,
+}
+
+/// `/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (ingest not connected or its writer retrying) or `unavailable`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// `ok` or `unreachable`.
+    pub database: &'static str,
+    pub ingest: IngestState,
+}
+
+/// The in-process ingest's state (`mqtt`, `subscribed`, `reconnects`, `writer`,
+/// `committed_batches`, `last_error`), or the text "not running in this process".
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestState {
+    #[schema(value_type = Object)]
+    Running(serde_json::Value),
+    NotRunning(&'static str),
+}
+
+/// `/v1/devices`: public devices, or with `status=` the devices needing attention.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DeviceListing {
+    Devices(List<Device>),
+    Health(DeviceHealthList),
 }
 
 /// `GET /health`: 200 when the database answers, 503 otherwise; ingest state when in-process.
@@ -47,8 +178,8 @@ fn device_json(d: &Device) -> Value {
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers; `status` is ok or degraded (ingest not connected)", body = Object),
-        (status = 503, description = "The database does not answer", body = Object),
+        (status = 200, description = "The database answers; `status` is ok or degraded (ingest not connected)", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
     ),
 )]
 pub async fn health(State(st): State<AppState>) -> Response {
@@ -62,11 +193,14 @@ pub async fn health(State(st): State<AppState>) -> Response {
         (true, false) => "degraded",
         (false, _) => "unavailable",
     };
-    let body = json!({
-        "status": status,
-        "database": if db_ok { "ok" } else { "unreachable" },
-        "ingest": ingest.unwrap_or(json!("not running in this process")),
-    });
+    let body = Health {
+        status,
+        database: if db_ok { "ok" } else { "unreachable" },
+        ingest: ingest.map_or(
+            IngestState::NotRunning("not running in this process"),
+            IngestState::Running,
+        ),
+    };
     let code = if db_ok {
         StatusCode::OK
     } else {
@@ -105,17 +239,21 @@ pub async fn not_found(uri: Uri) -> ApiError {
     path = "/v1/quantities",
     tag = "operations",
     responses(
-        (status = 200, description = "OK", body = crate::openapi::QuantityList),
+        (status = 200, description = "OK", body = All<QuantityInfo>),
         crate::openapi::BadRequest,
     ),
 )]
-pub async fn quantities(Query(q): Q) -> Result<Json<Value>, ApiError> {
+pub async fn quantities(Query(q): Q) -> Result<Json<All<QuantityInfo>>, ApiError> {
     Params::new(q).finish()?;
-    let items: Vec<Value> = Quantity::ALL
+    let items: Vec<QuantityInfo> = Quantity::ALL
         .iter()
-        .map(|q| json!({ "name": q.name(), "unit": q.unit(), "description": q.description() }))
+        .map(|q| QuantityInfo {
+            name: q.name(),
+            unit: q.unit(),
+            description: q.description(),
+        })
         .collect();
-    Ok(Json(json!({ "items": items, "total_count": items.len() })))
+    Ok(Json(items.into()))
 }
 
 /// Which devices a caller may list: anonymous callers and building keys the public ones, admin
@@ -165,12 +303,10 @@ fn select(st: &AppState, q: &GeoQuery, listing: Listing) -> Option<Vec<Hit<DevEu
         crate::openapi::DevicesParams,
     ),
     responses(
-        (status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = crate::openapi::List<crate::openapi::Device>),
+        (status = 200, description = "Public devices (with `status=`: devices needing attention, a DeviceHealthList)", body = DeviceListing),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
         crate::openapi::Forbidden,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn devices(
@@ -179,24 +315,24 @@ pub async fn devices(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceListing>, ApiError> {
     let mut p = Params::new(q);
     if let Some(status) = p.string("status") {
         p.finish()?;
         let principal = auth.0.ok_or_else(|| {
             ApiError::Unauthorized("status=… is an operator view: an admin key is required".into())
         })?;
-        return Ok(Json(
+        return Ok(Json(DeviceListing::Health(
             crate::buildings::device_status_listing(&st, &principal, &status).await?,
-        ));
+        )));
     }
     let geo = crate::geo::parse_geo_query(&mut p)?;
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let all = devices_for(&st, &geo, Listing::of(&auth)).await?;
-    Ok(Json(crate::paging::page_json(
+    Ok(Json(DeviceListing::Devices(List::page(
         &st, &headers, &uri, all, page,
-    )))
+    ))))
 }
 
 /// `POST /v1/devices/search` with a GeoJSON Polygon/MultiPolygon body.
@@ -208,13 +344,11 @@ pub async fn devices(
     request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
     params(crate::openapi::PageParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::Device>),
+        (status = 200, description = "OK", body = List<Device>),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn devices_search(
@@ -224,25 +358,23 @@ pub async fn devices_search(
     uri: Uri,
     Query(q): Q,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<Device>>, ApiError> {
     let mut p = Params::new(q);
     let page = crate::paging::parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let geo = crate::geo::polygon_body(&body)?;
     let all = devices_for(&st, &geo, Listing::of(&auth)).await?;
-    Ok(Json(crate::paging::page_json(
-        &st, &headers, &uri, all, page,
-    )))
+    Ok(Json(List::page(&st, &headers, &uri, all, page)))
 }
 
-/// Every device the geo query selects that the caller may list, as JSON, in the query's order
+/// Every device the geo query selects that the caller may list, in the query's order
 /// (DevEUI order without a geo filter).
 async fn devices_for(
     st: &AppState,
     geo: &GeoQuery,
     listing: Listing,
-) -> Result<Vec<Value>, ApiError> {
-    let items: Vec<Value> = match select(st, geo, listing) {
+) -> Result<Vec<Device>, ApiError> {
+    let items: Vec<Device> = match select(st, geo, listing) {
         None => {
             let devices = st
                 .store
@@ -251,11 +383,11 @@ async fn devices_for(
                     public_only: listing.public_only(),
                 })
                 .await?;
-            devices.iter().map(device_json).collect()
+            devices.iter().map(Device::from).collect()
         }
         Some(hits) => {
             let ids: Vec<DevEui> = hits.iter().map(|h| h.id).collect();
-            let found: HashMap<DevEui, Device> = st
+            let found: HashMap<DevEui, StoredDevice> = st
                 .store
                 .devices_by_ids(&ids)
                 .await?
@@ -268,10 +400,8 @@ async fn devices_for(
                     let d = found
                         .get(&h.id)
                         .filter(|d| !listing.public_only() || d.visibility == Visibility::Public)?;
-                    let mut v = device_json(d);
-                    if let Some(m) = h.distance_m {
-                        v["distance_m"] = json!(round_m(m));
-                    }
+                    let mut v = Device::from(d);
+                    v.distance_m = h.distance_m.map(round_m);
                     Some(v)
                 })
                 .collect()
@@ -287,9 +417,9 @@ async fn visible_device(
     st: &AppState,
     raw: &str,
     auth: &MaybeAuthenticated,
-) -> Result<Device, ApiError> {
+) -> Result<StoredDevice, ApiError> {
     let eui = params::dev_eui(raw)?;
-    let visible = |d: &Device| match (&auth.0, d.visibility) {
+    let visible = |d: &StoredDevice| match (&auth.0, d.visibility) {
         (_, Visibility::Public) | (Some(Principal::Admin), _) => true,
         (Some(Principal::Building(own)), Visibility::Private) => {
             d.building_id.as_deref() == Some(own.as_str())
@@ -310,12 +440,10 @@ async fn visible_device(
     security((), ("api_key" = [])),
     params(("dev_eui" = String, Path, description = "16 hex digits", pattern = "^[0-9A-Fa-f]{16}$", example = "70b3d57ed0000001")),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::DeviceDetail),
+        (status = 200, description = "OK", body = DeviceDetail),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn device(
@@ -323,13 +451,14 @@ pub async fn device(
     auth: MaybeAuthenticated,
     Path(raw): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceDetail>, ApiError> {
     Params::new(q).finish()?;
     let d = visible_device(&st, &raw, &auth).await?;
     let latest = st.store.latest_of_device(d.dev_eui).await?;
-    let mut body = device_json(&d);
-    body["latest"] = latest.iter().map(reading_json).collect();
-    Ok(Json(body))
+    Ok(Json(DeviceDetail {
+        device: Device::from(&d),
+        latest: latest.iter().map(Reading::from).collect(),
+    }))
 }
 
 /// `GET /v1/devices/{dev_eui}/readings?quantity=&from=&to=&limit=&cursor=`: newest first.
@@ -343,12 +472,10 @@ pub async fn device(
         crate::openapi::ReadingsParams,
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::ReadingPage),
+        (status = 200, description = "OK", body = ReadingPage),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn readings(
@@ -358,7 +485,7 @@ pub async fn readings(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReadingPage>, ApiError> {
     let mut p = Params::new(q);
     let quantity = p.quantity()?;
     let to = p
@@ -388,13 +515,13 @@ pub async fn readings(
         )),
         _ => None,
     };
-    Ok(Json(json!({
-        "dev_eui": d.dev_eui.to_string(),
-        "from": utc(from),
-        "to": utc(to),
-        "items": rows.iter().map(reading_json).collect::<Vec<_>>(),
-        "next": next,
-    })))
+    Ok(Json(ReadingPage {
+        dev_eui: d.dev_eui.to_string(),
+        from: utc(from),
+        to: utc(to),
+        items: rows.iter().map(Reading::from).collect(),
+        next,
+    }))
 }
 
 /// `GET /v1/devices/{dev_eui}/aggregates?quantity=&from=&to=&bucket=&agg=`: every bucket of the
@@ -410,12 +537,10 @@ pub async fn readings(
         crate::openapi::WindowParams,
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::Aggregates),
+        (status = 200, description = "OK", body = Aggregates),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn aggregates(
@@ -423,7 +548,7 @@ pub async fn aggregates(
     auth: MaybeAuthenticated,
     Path(raw): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Aggregates>, ApiError> {
     let mut p = Params::new(q);
     let query = crate::aggregates::parse_aggregate_query(
         &mut p,
@@ -443,16 +568,19 @@ pub async fn aggregates(
             &st.settings.city.timezone,
         )
         .await?;
-    Ok(Json(json!({
-        "dev_eui": d.dev_eui.to_string(),
-        "quantity": query.quantity.name(),
-        "unit": query.quantity.unit(),
-        "bucket": query.width.as_str(),
-        "timezone": st.settings.city.timezone,
-        "from": utc(query.from),
-        "to": utc(query.to),
-        "items": buckets.iter().map(|b| crate::aggregates::bucket_json(b, &query.aggs)).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Aggregates {
+        dev_eui: d.dev_eui.to_string(),
+        quantity: query.quantity.name(),
+        unit: query.quantity.unit(),
+        bucket: query.width.as_str(),
+        timezone: st.settings.city.timezone.clone(),
+        from: utc(query.from),
+        to: utc(query.to),
+        items: buckets
+            .iter()
+            .map(|b| AggregateBucket::of(b, &query.aggs))
+            .collect(),
+    }))
 }
 
 /// `GET /v1/latest?quantity=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: GeoJSON
@@ -464,11 +592,9 @@ pub async fn aggregates(
     security((), ("api_key" = [])),
     params(crate::openapi::QuantityParam, crate::openapi::GeoParams),
     responses(
-        (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
+        (status = 200, description = "GeoJSON", body = LatestCollection, content_type = "application/geo+json"),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn latest(
@@ -492,13 +618,11 @@ pub async fn latest(
     request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
     params(crate::openapi::QuantityParam),
     responses(
-        (status = 200, description = "GeoJSON", body = crate::openapi::FeatureCollection, content_type = "application/geo+json"),
+        (status = 200, description = "GeoJSON", body = LatestCollection, content_type = "application/geo+json"),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn latest_search(
@@ -551,7 +675,7 @@ async fn latest_for(
     };
     // Typed structs straight to text: a city-wide map has ten thousand features, and building
     // a `serde_json::Value` tree of them first took most of the request's time.
-    let body = serde_json::to_string(&FeatureCollectionJson {
+    let body = serde_json::to_string(&LatestCollection {
         kind: "FeatureCollection",
         features,
     })
@@ -579,7 +703,7 @@ fn latest_feature<'a>(
             kind: first.kind.as_str(),
             readings: vals
                 .iter()
-                .map(|v| LatestReadingJson {
+                .map(|v| Reading {
                     quantity: v.quantity.name(),
                     value: v.value,
                     unit: v.quantity.unit(),
@@ -595,35 +719,52 @@ fn latest_feature<'a>(
     }
 }
 
-#[derive(serde::Serialize)]
-struct FeatureCollectionJson<'a> {
+/// `/v1/latest`: a GeoJSON FeatureCollection, one Point feature per located device the caller
+/// may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestCollection<'a> {
+    /// `FeatureCollection`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^FeatureCollection$", example = "FeatureCollection")]
     kind: &'static str,
     features: Vec<LatestFeature<'a>>,
 }
 
-#[derive(serde::Serialize)]
-struct LatestFeature<'a> {
+/// A device's latest values as a GeoJSON Point feature; `id` is the DevEUI.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestFeature<'a> {
+    /// `Feature`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^Feature$", example = "Feature")]
     kind: &'static str,
     id: String,
     geometry: PointGeometry,
     properties: LatestProperties<'a>,
 }
 
-#[derive(serde::Serialize)]
-struct PointGeometry {
+/// A GeoJSON Point.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointGeometry {
+    /// `Point`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^Point$", example = "Point")]
     kind: &'static str,
+    /// `[lon, lat]` in WGS84 degrees.
+    #[schema(value_type = Vec<f64>, min_items = 2, max_items = 2)]
     coordinates: [f64; 2],
 }
 
-#[derive(serde::Serialize)]
-struct LatestProperties<'a> {
+/// The properties of a `/v1/latest` feature. With `quantity=` the chosen quantity's value is
+/// repeated at the top (`quantity`, `value`, `unit`, `time`); `distance_m` for radius and
+/// nearest queries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestProperties<'a> {
     dev_eui: String,
+    #[schema(required = true)]
     name: Option<&'a str>,
     kind: &'static str,
-    readings: Vec<LatestReadingJson>,
+    /// The latest value per quantity.
+    readings: Vec<Reading>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quantity: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -631,15 +772,8 @@ struct LatestProperties<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
-}
-
-#[derive(serde::Serialize)]
-struct LatestReadingJson {
-    quantity: &'static str,
-    value: f64,
-    unit: &'static str,
-    time: String,
 }

@@ -66,6 +66,7 @@ pub struct AppState {
 /// The full router with its middleware, and the OpenAPI document of its routes.
 pub fn router(state: AppState) -> Router {
     let (served, api) = api_routes().split_for_parts();
+    let api = openapi::finish(api);
     let guard = routes::Guard::new(&routes::table(&api));
     let http = &state.settings.http;
     let body_limit = http.max_body_bytes;
@@ -145,7 +146,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (as served at `/openapi.json`).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    openapi::finish(api_routes().into_openapi())
 }
 
 /// CORS for browser apps (and admin UIs): any of the configured origins (`*` = any).

@@ -11,7 +11,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::SecondsFormat;
-use serde_json::json;
+use serde::Serialize;
 use stadtpuls_gateways::Quantity;
 use stadtpuls_store::live::{self, LiveReading};
 use stadtpuls_store::Store;
@@ -99,6 +99,32 @@ impl LiveFeed {
     }
 }
 
+/// The data of a `reading` event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadingEvent {
+    pub dev_eui: String,
+    pub quantity: &'static str,
+    pub value: f64,
+    pub unit: &'static str,
+    #[schema(format = DateTime)]
+    pub time: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// The data of a `lagged` event: how many readings this client missed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LaggedEvent {
+    pub skipped: u64,
+}
+
+/// An event's JSON data; plain structs of strings and numbers always serialise.
+fn data<T: Serialize>(event: &str, body: &T) -> Event {
+    Event::default()
+        .event(event)
+        .data(serde_json::to_string(body).unwrap_or_default())
+}
+
 /// `GET /v1/stream?quantity=&bbox=|lat=&lon=&radius=`: one `reading` event per committed
 /// reading of a located public device that matches; a `lagged` event when this client fell
 /// behind and readings were skipped. The stream ends when the client goes away.
@@ -116,7 +142,6 @@ impl LiveFeed {
     responses(
         (status = 200, description = "Server-Sent Events: `reading` events (JSON: dev_eui, quantity, value, unit, time, lat, lon), `lagged` when this client fell behind", body = String, content_type = "text/event-stream"),
         crate::openapi::BadRequest,
-        crate::openapi::TooManyRequests,
     ),
 )]
 pub async fn stream(
@@ -137,9 +162,9 @@ pub async fn stream(
     let closed = st.live.closed.clone().cancelled_owned();
     let stream = BroadcastStream::new(st.live.subscribe()).filter_map(move |item| match item {
         Ok(r) => event_for(&r, quantity, &geo, &devices).map(Ok),
-        Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(Event::default()
-            .event("lagged")
-            .data(json!({ "skipped": n }).to_string()))),
+        Err(BroadcastStreamRecvError::Lagged(n)) => {
+            Some(Ok(data("lagged", &LaggedEvent { skipped: n })))
+        }
     });
     let stream = futures_util::StreamExt::take_until(stream, closed);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -172,14 +197,14 @@ fn event_for(
     if !inside {
         return None;
     }
-    let data = json!({
-        "dev_eui": r.dev_eui.to_string(),
-        "quantity": r.quantity.name(),
-        "value": r.value,
-        "unit": r.quantity.unit(),
-        "time": r.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        "lat": lat,
-        "lon": lon,
-    });
-    Some(Event::default().event("reading").data(data.to_string()))
+    let event = ReadingEvent {
+        dev_eui: r.dev_eui.to_string(),
+        quantity: r.quantity.name(),
+        value: r.value,
+        unit: r.quantity.unit(),
+        time: r.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        lat,
+        lon,
+    };
+    Some(data("reading", &event))
 }

@@ -9,6 +9,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
+pub use crate::error::Problem;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -21,7 +23,12 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerKey),
-    components(schemas(Problem)),
+    components(schemas(
+        Problem,
+        NulFreeJson,
+        crate::live::ReadingEvent,
+        crate::live::LaggedEvent
+    )),
     tags(
         (name = "parking", description = "Public parking sites and spots (ParkAPI v3 shapes)"),
         (name = "devices", description = "Public sensors, their readings and aggregates"),
@@ -57,20 +64,256 @@ impl Modify for BearerKey {
     }
 }
 
+/// The responses any operation can give, whatever its handler does, added to every operation
+/// of the finished document (after the routes are merged, see [`crate::openapi_document`]) as
+/// references to `components.responses`:
+///
+/// - 408 when the answer takes longer than `http.request_timeout_secs` (the `deadline`
+///   middleware); not for the event stream, which answers at once and then streams;
+/// - 429 from the rate limit (`crate::ratelimit`), which sees every request;
+/// - 503 when the database is unavailable: every operation but those in [`NO_DATABASE`] reads
+///   it (an optional API key is looked up there too).
+///
+/// An operation that documents its own 408, 429 or 503 (e.g. the exports' busy slots) keeps
+/// it.
+#[derive(Debug)]
+pub struct SharedResponses;
+
+/// The document of the merged routes, with [`SharedResponses`] and [`DomainValues`] added.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    SharedResponses.modify(&mut doc);
+    DomainValues.modify(&mut doc);
+    doc
+}
+
+/// Rules written once for every operation, so that the document cannot fall behind the code:
+///
+/// - an empty query parameter counts as absent (`crate::params::Params`), so every optional
+///   query parameter also admits the empty string;
+/// - `quantity` takes the quantity names (`enum`, or a pattern of comma lists for the exports'
+///   repeated parameter), `bbox` [`BBOX_PATTERN`], and the readings' keyset `cursor` a pattern
+///   with the quantity ids;
+/// - the enumerations of the admin bodies (site types and purposes, device kinds, codecs,
+///   visibility) come from the domain types.
+#[derive(Debug)]
+pub struct DomainValues;
+
+impl Modify for DomainValues {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use stadtpuls_gateways::Quantity;
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType,
+            Type,
+        };
+        use utoipa::openapi::{RefOr, Required};
+        if let Some(components) = openapi.components.as_mut() {
+            let kinds: Vec<&str> = stadtpuls_store::DeviceKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            let codecs: Vec<&str> = stadtpuls_gateways::codecs::Codec::ALL
+                .iter()
+                .map(|c| c.name())
+                .collect();
+            for (schema, property, values) in [
+                ("SiteBody", "type", stadtpuls_store::PARKING_SITE_TYPES),
+                ("SiteBody", "purpose", stadtpuls_store::PARKING_PURPOSES),
+                ("DeviceBody", "kind", &kinds[..]),
+                ("DeviceBody", "codec", &codecs[..]),
+                ("DeviceBody", "visibility", &["public", "private"][..]),
+            ] {
+                let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
+                else {
+                    continue;
+                };
+                if let Some(RefOr::T(Schema::Object(p))) = object.properties.get_mut(property) {
+                    let mut allowed: Vec<serde_json::Value> =
+                        values.iter().map(|v| (*v).into()).collect();
+                    // An optional field may also be null.
+                    if !object.required.iter().any(|r| r == property) {
+                        allowed.push(serde_json::Value::Null);
+                    }
+                    p.enum_values = Some(allowed);
+                }
+            }
+        }
+        let names: Vec<&str> = Quantity::ALL.iter().map(|q| q.name()).collect();
+        let ids: Vec<String> = Quantity::ALL.iter().map(|q| q.id().to_string()).collect();
+        let reading_cursor = format!(r"^(-?[0-9]{{1,16}}\.({}))?$", ids.join("|"));
+        let quantity_list = format!(r"^(({0})(,({0}))*)?$", names.join("|"));
+        let string = |pattern: &str| -> Schema {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build()
+                .into()
+        };
+        let empty = || -> Schema {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+                .build()
+                .into()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    let RefOr::T(param) = param else { continue };
+                    if param.parameter_in != ParameterIn::Query {
+                        continue;
+                    }
+                    let optional = param.required != Required::True;
+                    let Some(RefOr::T(Schema::Object(schema))) = &mut param.schema else {
+                        // Arrays: `quantity` of the exports, each value a comma list.
+                        if let Some(RefOr::T(Schema::Array(array))) = &mut param.schema {
+                            if param.name == "quantity" {
+                                array.items = ArrayItems::RefOrSchema(Box::new(
+                                    string(&quantity_list).into(),
+                                ));
+                            }
+                        }
+                        continue;
+                    };
+                    let is_string = schema.schema_type == Type::String.into()
+                        || schema.schema_type == SchemaType::from_iter([Type::String, Type::Null]);
+                    if !is_string {
+                        // Optional numbers: also empty (= absent, as for every parameter).
+                        if optional {
+                            let value = std::mem::take(schema);
+                            param.schema = Some(RefOr::T(Schema::AnyOf(
+                                AnyOfBuilder::new().item(value).item(empty()).build(),
+                            )));
+                        }
+                        continue;
+                    }
+                    if optional {
+                        if let Some(values) = &mut schema.enum_values {
+                            if !values.iter().any(|v| v == "") {
+                                values.push("".into());
+                            }
+                        }
+                    }
+                    match param.name.as_str() {
+                        "quantity" => {
+                            let mut allowed = names.clone();
+                            if optional {
+                                allowed.push("");
+                            }
+                            schema.enum_values =
+                                Some(allowed.into_iter().map(Into::into).collect());
+                        }
+                        "bbox" => schema.pattern = Some(BBOX_PATTERN.to_string()),
+                        "cursor"
+                            if param
+                                .description
+                                .as_deref()
+                                .is_some_and(|d| d.contains("<unix micros>")) =>
+                        {
+                            schema.pattern = Some(reading_cursor.clone());
+                        }
+                        _ => {}
+                    }
+                    // Optional times: RFC 3339, or empty (= absent, as for every parameter).
+                    if optional
+                        && matches!(
+                            schema.format,
+                            Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))
+                        )
+                    {
+                        let time = std::mem::take(schema);
+                        param.schema = Some(RefOr::T(Schema::AnyOf(
+                            AnyOfBuilder::new().item(time).item(empty()).build(),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `bbox=minLon,minLat,maxLon,maxLat`: four decimal numbers in WGS84 degrees (each may have
+/// a sign and surrounding white space, as `str::parse` after `trim` takes them), or empty
+/// (= absent). That the minimum does not exceed the maximum is beyond a pattern. Every query
+/// parameter named `bbox` gets it ([`DomainValues`]).
+pub const BBOX_PATTERN: &str = concat!(
+    r"^(",
+    r"\s*[+-]?(180(\.0*)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(90(\.0*)?|[1-8]?[0-9](\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(180(\.0*)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]*)?)\s*,",
+    r"\s*[+-]?(90(\.0*)?|[1-8]?[0-9](\.[0-9]*)?)\s*",
+    r")?$"
+);
+
+/// Operations that never touch the database, so cannot answer 503.
+pub const NO_DATABASE: &[&str] = &["/metrics", "/v1/quantities", "/v1/stream"];
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut shared = Vec::new();
+        for (name, responses) in [
+            ("RequestTimeout", RequestTimeout::responses()),
+            ("TooManyRequests", TooManyRequests::responses()),
+            ("Unavailable", Unavailable::responses()),
+        ] {
+            for (status, response) in responses {
+                components.responses.insert(name.to_string(), response);
+                shared.push((status, name));
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, name) in &shared {
+                    let exempt = match status.as_str() {
+                        "503" => NO_DATABASE.contains(&path.as_str()),
+                        "408" => path == "/v1/stream",
+                        _ => false,
+                    };
+                    if exempt {
+                        continue;
+                    }
+                    op.responses
+                        .responses
+                        .entry(status.clone())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+                }
+            }
+        }
+    }
+}
+
 // ---- parameters ---------------------------------------------------------------------------------
 
 /// Geo selection: one of `bbox`, `lat`+`lon`+`radius` or `lat`+`lon`+`nearest` (or none).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GeoParams {
-    /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees.
+    /// `minLon,minLat,maxLon,maxLat` in WGS84 degrees (decimal numbers; minimum ≤ maximum).
     #[param(example = "7.40,51.49,7.50,51.53")]
     pub bbox: Option<String>,
-    /// Latitude of the centre, -90..90.
-    #[param(minimum = -90, maximum = 90, example = 51.5178)]
+    /// Latitude of the centre, -90..90 (with `lon`, and `radius` or `nearest`).
+    #[param(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
     /// Longitude of the centre, -180..180.
-    #[param(minimum = -180, maximum = 180, example = 7.4593)]
+    #[param(minimum = -180, maximum = 180)]
     pub lon: Option<f64>,
     /// Radius in metres (geodesic), with `lat`/`lon`; at most 100 000.
     #[param(exclusive_minimum = 0, maximum = 100000)]
@@ -84,10 +327,11 @@ pub struct GeoParams {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Items per page (default 1000; at most `http.max_page_size`).
-    #[param(minimum = 1)]
+    /// Items per page (default 1000; at most `http.max_page_size`, default 10 000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Opaque position from a `next` link.
+    #[param(pattern = r"^(o[0-9]{1,18})?$")]
     pub cursor: Option<String>,
 }
 
@@ -126,7 +370,26 @@ pub struct AggregateParams {
     pub quantity: String,
     /// Comma list of `avg`, `min`, `max`, `count`, and `sum` for the cumulative counters
     /// (`people_in`, `people_out`); default `avg,min,max,count`.
-    #[param(example = "avg,min,max,count")]
+    #[param(
+        example = "avg,min,max,count",
+        pattern = r"^(\s*(avg|min|max|count|sum)\s*(,\s*(avg|min|max|count|sum)\s*)*)?$"
+    )]
+    pub agg: Option<String>,
+}
+
+/// Aggregation of one quantity over a room's devices (no `sum`: a sum over several devices'
+/// counters means nothing).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomAggregateParams {
+    /// Quantity name (see `/v1/quantities`), e.g. `temperature`.
+    #[param(example = "temperature")]
+    pub quantity: String,
+    /// Comma list of `avg`, `min`, `max` and `count`; default all four.
+    #[param(
+        example = "avg,min,max,count",
+        pattern = r"^(\s*(avg|min|max|count)\s*(,\s*(avg|min|max|count)\s*)*)?$"
+    )]
     pub agg: Option<String>,
 }
 
@@ -150,10 +413,10 @@ pub struct ReadingsParams {
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// End, exclusive (RFC 3339); default now.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// Items per page (default 100).
-    #[param(minimum = 1)]
+    /// Items per page (default 100; at most `http.max_page_size`, default 10 000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
-    /// Opaque keyset cursor from a `next` link.
+    /// Opaque keyset cursor from a `next` link (`<unix micros>.<quantity id>`).
     pub cursor: Option<String>,
 }
 
@@ -247,16 +510,26 @@ pub struct TooLarge(pub Problem);
 )]
 pub struct NotJson(pub Problem);
 
+/// 408: the answer took longer than `http.request_timeout_secs`.
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 408,
+    description = "No answer within `http.request_timeout_secs` (default 30 s); try a smaller request",
+    content_type = "application/problem+json"
+)]
+pub struct RequestTimeout(pub Problem);
+
 /// 429: the per-client rate limit was exceeded.
 #[derive(Debug, IntoResponses)]
 #[response(
     status = 429,
     description = "Rate limit exceeded; retry after `Retry-After` seconds",
-    content_type = "application/problem+json"
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds until the next request is accepted"))
 )]
 pub struct TooManyRequests(pub Problem);
 
-/// 503: the database is unavailable.
+/// 503: the database is unavailable (or did not answer in time).
 #[derive(Debug, IntoResponses)]
 #[response(
     status = 503,
@@ -267,128 +540,155 @@ pub struct Unavailable(pub Problem);
 
 // ---- bodies -------------------------------------------------------------------------------------
 
-/// RFC 9457 problem details; every error has this shape.
-#[derive(Debug, ToSchema)]
-pub struct Problem {
-    #[schema(example = "about:blank")]
-    pub r#type: String,
-    #[schema(example = "Bad Request")]
-    pub title: String,
-    #[schema(example = 400)]
-    pub status: u16,
-    #[schema(example = "radius: must be a number of metres in (0, 100000]")]
-    pub detail: String,
-    /// The query parameter or body field to blame (400 only).
-    pub parameter: Option<String>,
+/// The body of the `…/search` routes: a GeoJSON (RFC 7946) Polygon or MultiPolygon, or a
+/// Feature with one of them as its geometry, in WGS84 `[lon, lat]` positions; what lies inside
+/// is selected. Rings are closed (the last position equals the first) with at least four
+/// positions; at most 100 000 positions in all.
+#[derive(Debug)]
+pub struct PolygonBody;
+
+impl utoipa::PartialSchema for PolygonBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        polygon_schema(false)
+    }
 }
 
-/// A GeoJSON Polygon or MultiPolygon (WGS84, `[lon, lat]` positions) selecting what lies inside.
-#[derive(Debug, ToSchema)]
-pub struct PolygonBody {
-    #[schema(example = "Polygon")]
-    pub r#type: String,
-    /// Rings of `[lon, lat]` positions (Polygon) or a list of such polygons (MultiPolygon).
-    #[schema(value_type = Vec<Object>)]
-    pub coordinates: serde_json::Value,
+impl ToSchema for PolygonBody {}
+
+/// A parking site's outline in an admin body: a [`PolygonBody`] whose text (member names and
+/// strings, also in foreign members) holds no NUL character, since it is stored.
+#[derive(Debug)]
+pub struct SiteGeometry;
+
+impl utoipa::PartialSchema for SiteGeometry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        polygon_schema(true)
+    }
 }
 
-/// A list page.
-#[derive(Debug, ToSchema)]
-pub struct List<T: ToSchema> {
-    pub items: Vec<T>,
-    /// All items matching, over all pages.
-    pub total_count: u64,
-    /// The next page, absent on the last one.
-    pub next: Option<String>,
+impl ToSchema for SiteGeometry {}
+
+/// The pattern of text without NUL (U+0000), which PostgreSQL text cannot hold.
+pub const NO_NUL: &str = r"^[^\u0000]*$";
+
+/// Any JSON value whose strings and member names hold no NUL character (recursive).
+#[derive(Debug)]
+pub struct NulFreeJson;
+
+impl utoipa::PartialSchema for NulFreeJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, Schema, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let this = || RefOr::Ref(Ref::from_schema_name("NulFreeJson"));
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(NO_NUL))
+        };
+        RefOr::T(Schema::AnyOf(
+            AnyOfBuilder::new()
+                .item(text())
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::Boolean))
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .item(ArrayBuilder::new().items(ArrayItems::RefOrSchema(Box::new(this()))))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .property_names(Some(text()))
+                        .additional_properties(Some(this())),
+                )
+                .description(Some("Any JSON without NUL characters"))
+                .build(),
+        ))
+    }
 }
 
-/// A public device.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Device {
-    #[schema(example = "70b3d57ed0000001")]
-    pub dev_eui: String,
-    pub name: Option<String>,
-    #[schema(example = "parking_bay")]
-    pub kind: String,
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    pub network_server: Option<String>,
-    pub first_seen: Option<String>,
-    pub last_seen: Option<String>,
-    pub battery_percent: Option<f64>,
-    pub battery_voltage: Option<f64>,
-    /// Geodesic distance from `lat`/`lon` (radius and nearest queries).
-    pub distance_m: Option<f64>,
-}
+impl ToSchema for NulFreeJson {}
 
-/// A device with its latest value per quantity.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct DeviceDetail {
-    #[serde(flatten)]
-    pub device: Device,
-    pub latest: Vec<Reading>,
-}
-
-/// One measured value.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Reading {
-    #[schema(example = "temperature")]
-    pub quantity: String,
-    pub value: f64,
-    #[schema(example = "°C")]
-    pub unit: String,
-    pub time: String,
-}
-
-/// A page of raw readings.
-#[derive(Debug, ToSchema)]
-pub struct ReadingPage {
-    pub dev_eui: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<Reading>,
-    pub next: Option<String>,
-}
-
-/// One aggregation bucket `[start, end)`; values are null when it holds no reading.
-#[derive(Debug, ToSchema)]
-pub struct AggregateBucket {
-    pub start: String,
-    pub end: String,
-    pub count: i64,
-    pub avg: Option<f64>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    /// Counters only: the increments within the bucket (resets handled).
-    pub sum: Option<f64>,
-}
-
-/// Aggregates of one device and quantity.
-#[derive(Debug, ToSchema)]
-pub struct Aggregates {
-    pub dev_eui: String,
-    pub quantity: String,
-    pub unit: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<AggregateBucket>,
-}
-
-/// A quantity Stadtpuls stores.
-#[derive(Debug, ToSchema)]
-pub struct QuantityInfo {
-    pub name: String,
-    pub unit: String,
-    pub description: String,
-}
-
-/// All quantities.
-#[derive(Debug, ToSchema)]
-pub struct QuantityList {
-    pub items: Vec<QuantityInfo>,
-    pub total_count: u64,
+/// The GeoJSON Polygon/MultiPolygon/Feature schema; `nul_free`: no NUL in any text, foreign
+/// members included.
+fn polygon_schema(nul_free: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    use utoipa::openapi::{Ref, RefOr};
+    let members = |o: ObjectBuilder| -> ObjectBuilder {
+        if nul_free {
+            o.property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(NO_NUL)),
+            ))
+            .additional_properties(Some(RefOr::Ref(Ref::from_schema_name("NulFreeJson"))))
+        } else {
+            o
+        }
+    };
+    let number = |limit: Option<f64>| {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(limit.map(|l| -l))
+            .maximum(limit)
+            .build()
+    };
+    let position = ArrayBuilder::new()
+        .prefix_items([number(Some(180.0)), number(Some(90.0)), number(None)])
+        .items(ArrayItems::False)
+        .min_items(Some(2))
+        .max_items(Some(3))
+        .description(Some("[lon, lat] or [lon, lat, altitude]"))
+        .build();
+    let array_of = |item: Schema, min: usize| -> Schema {
+        ArrayBuilder::new()
+            .items(ArrayItems::RefOrSchema(Box::new(item.into())))
+            .min_items(Some(min))
+            .build()
+            .into()
+    };
+    let ring = array_of(position.into(), 4);
+    let polygon = array_of(ring, 1);
+    let multi = array_of(polygon.clone(), 1);
+    let geometry = |kind: &str, coordinates: Schema| -> Schema {
+        members(ObjectBuilder::new())
+            .property(
+                "type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([kind])),
+            )
+            .property("coordinates", coordinates)
+            .required("type")
+            .required("coordinates")
+            .build()
+            .into()
+    };
+    let geometries = || {
+        OneOfBuilder::new()
+            .item(geometry("Polygon", polygon.clone()))
+            .item(geometry("MultiPolygon", multi.clone()))
+    };
+    let feature = members(ObjectBuilder::new())
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["Feature"])),
+        )
+        .property("geometry", Schema::OneOf(geometries().build()))
+        .required("type")
+        .required("geometry");
+    utoipa::openapi::RefOr::T(
+        geometries()
+            .item(feature)
+            .description(Some(
+                "GeoJSON Polygon, MultiPolygon, or a Feature with one of them",
+            ))
+            .build()
+            .into(),
+    )
 }
 
 /// A GeoJSON FeatureCollection: one Point feature per located public device; `properties`
@@ -400,190 +700,6 @@ pub struct FeatureCollection {
     pub r#type: String,
     #[schema(value_type = Vec<Object>)]
     pub features: serde_json::Value,
-}
-
-/// A parking site (ParkAPI v3). Without realtime data (`has_realtime_data: false`) the
-/// `realtime_*` keys are absent.
-#[derive(Debug, ToSchema)]
-pub struct ParkingSite {
-    pub uid: String,
-    pub name: String,
-    #[schema(example = "CAR")]
-    pub purpose: String,
-    #[schema(example = "CAR_PARK")]
-    pub r#type: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub capacity: i64,
-    pub address: Option<String>,
-    pub operator_name: Option<String>,
-    /// OSM `opening_hours` syntax.
-    pub opening_hours: Option<String>,
-    pub static_data_updated_at: String,
-    pub has_realtime_data: bool,
-    pub realtime_free_capacity: Option<i64>,
-    pub realtime_capacity: Option<i64>,
-    /// `OPEN`, `CLOSED` or `UNKNOWN`.
-    pub realtime_opening_status: Option<String>,
-    /// The newest measurement time used.
-    pub realtime_data_updated_at: Option<String>,
-    pub distance_m: Option<f64>,
-}
-
-/// A single parking spot (a bay sensor).
-#[derive(Debug, ToSchema)]
-pub struct ParkingSpot {
-    /// The bay's DevEUI.
-    pub uid: String,
-    pub name: Option<String>,
-    pub parking_site_uid: Option<String>,
-    pub lat: f64,
-    pub lon: f64,
-    /// `AVAILABLE`, `TAKEN` or `UNKNOWN` (no fresh state).
-    pub status: String,
-    pub realtime_data_updated_at: Option<String>,
-    pub distance_m: Option<f64>,
-}
-
-/// One bucket of a site's history: time-weighted mean numbers of free and occupied spaces.
-#[derive(Debug, ToSchema)]
-pub struct HistoryBucket {
-    pub start: String,
-    pub end: String,
-    pub free: Option<f64>,
-    pub occupied: Option<f64>,
-    /// Share of the bucket (× devices for bays) with a known state, 0..1.
-    pub coverage: f64,
-}
-
-/// A parking site's history.
-#[derive(Debug, ToSchema)]
-pub struct ParkingHistory {
-    pub uid: String,
-    pub capacity: i64,
-    /// `counter`, `bays` or `none`.
-    pub source: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<HistoryBucket>,
-}
-
-/// A building.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct Building {
-    pub id: String,
-    pub name: String,
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    pub address: Option<String>,
-}
-
-/// The buildings a key may see.
-#[derive(Debug, ToSchema)]
-pub struct BuildingList {
-    pub items: Vec<Building>,
-    pub total_count: u64,
-}
-
-/// A newest climate value of a room.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct ClimateValue {
-    pub value: f64,
-    pub unit: String,
-    pub time: String,
-}
-
-/// Room flags.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct RoomFlags {
-    /// CO₂ above `buildings.co2_alert_ppm` (default 1000 ppm).
-    pub co2_high: bool,
-    /// No reading within `buildings.stale_after_minutes`.
-    pub stale: bool,
-    /// No device in the room.
-    pub no_sensor: bool,
-}
-
-/// A room with its newest climate values.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct RoomView {
-    pub id: String,
-    pub name: String,
-    pub floor: Option<String>,
-    pub usage: Option<String>,
-    pub devices: i64,
-    pub last_reading: Option<String>,
-    pub temperature: Option<ClimateValue>,
-    pub humidity: Option<ClimateValue>,
-    pub co2: Option<ClimateValue>,
-    pub flags: RoomFlags,
-}
-
-/// A building with its rooms.
-#[derive(Debug, ToSchema, serde::Serialize)]
-pub struct BuildingDetail {
-    #[serde(flatten)]
-    pub building: Building,
-    pub as_of: String,
-    #[schema(value_type = Object)]
-    pub thresholds: serde_json::Value,
-    pub rooms: Vec<RoomView>,
-}
-
-/// A room's history over all its devices.
-#[derive(Debug, ToSchema)]
-pub struct RoomHistory {
-    pub building_id: String,
-    pub room_id: String,
-    pub devices: Vec<String>,
-    pub quantity: String,
-    pub unit: String,
-    pub bucket: String,
-    pub timezone: String,
-    pub from: String,
-    pub to: String,
-    pub items: Vec<AggregateBucket>,
-}
-
-/// A device needing attention.
-#[derive(Debug, ToSchema)]
-pub struct DeviceHealth {
-    pub dev_eui: String,
-    pub name: Option<String>,
-    pub kind: String,
-    pub visibility: String,
-    pub building_id: Option<String>,
-    pub room_id: Option<String>,
-    pub last_seen: Option<String>,
-    pub battery_percent: Option<f64>,
-    pub battery_at: Option<String>,
-    /// `status=silent`: the window of this device's kind.
-    pub silent_after_minutes: Option<u32>,
-}
-
-/// A fleet health listing.
-#[derive(Debug, ToSchema)]
-pub struct DeviceHealthList {
-    pub status: String,
-    pub as_of: String,
-    pub total_count: u64,
-    pub items: Vec<DeviceHealth>,
-}
-
-/// A registry record as stored (admin API responses).
-#[derive(Debug, ToSchema)]
-pub struct StoredRecord {
-    #[schema(value_type = Object)]
-    pub record: serde_json::Value,
-}
-
-/// What a delete did.
-#[derive(Debug, ToSchema)]
-pub struct DeleteOutcome {
-    pub deleted: String,
-    pub devices_detached: u64,
 }
 
 // ---- open data ----------------------------------------------------------------------------------
@@ -675,3 +791,30 @@ pub struct ExportUnavailable(pub Problem);
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct BinaryFile(pub Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The finished document reads back as an OpenAPI document (clients parse it).
+    #[test]
+    fn the_document_parses() {
+        let doc = serde_json::to_value(crate::openapi_document()).unwrap();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            let r: Result<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, _> =
+                serde_json::from_value(schema.clone());
+            assert!(r.is_ok(), "{name}: {:?}", r.err());
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let r: Result<utoipa::openapi::path::Parameter, _> =
+                        serde_json::from_value(p.clone());
+                    assert!(r.is_ok(), "{method} {path} {p}: {:?}", r.err());
+                }
+            }
+        }
+        let parsed: Result<utoipa::openapi::OpenApi, _> = serde_json::from_value(doc);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
+}

@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
 use axum::http::{header, HeaderMap, Uri};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Items per page when the request gives no `limit`.
 pub const DEFAULT_LIMIT: u32 = 1000;
@@ -36,26 +37,53 @@ pub fn parse_page(p: &mut Params, max: u32) -> Result<Page, ApiError> {
     Ok(Page { offset, limit })
 }
 
-/// `{"items": [...], "total_count": n, "next": url?}` for one page of `all`.
-pub fn page_json(
-    st: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    all: Vec<Value>,
-    page: Page,
-) -> Value {
-    let total = all.len();
-    let end = page.offset.saturating_add(page.limit).min(total);
-    let items: Vec<Value> = all
-        .into_iter()
-        .skip(page.offset)
-        .take(end.saturating_sub(page.offset))
-        .collect();
-    let mut body = json!({ "items": items, "total_count": total });
-    if end < total {
-        body["next"] = json!(next_link(st, headers, uri, &format!("o{end}")));
+/// One page of a list.
+// `deny_unknown_fields` only for the schema: `additionalProperties: false` tells this shape
+// apart from others with `items` and `total_count` (e.g. in `/v1/devices`' `oneOf`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// All items matching, over all pages.
+    pub total_count: usize,
+    /// The next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl<T> List<T> {
+    /// The page `page` of `all`, with a `next` link when more follow.
+    pub fn page(st: &AppState, headers: &HeaderMap, uri: &Uri, all: Vec<T>, page: Page) -> Self {
+        let total = all.len();
+        let end = page.offset.saturating_add(page.limit).min(total);
+        let items: Vec<T> = all
+            .into_iter()
+            .skip(page.offset)
+            .take(end.saturating_sub(page.offset))
+            .collect();
+        let next = (end < total).then(|| next_link(st, headers, uri, &format!("o{end}")));
+        List {
+            items,
+            total_count: total,
+            next,
+        }
     }
-    body
+}
+
+/// A list that is never paged: every item, and their number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct All<T> {
+    pub items: Vec<T>,
+    pub total_count: usize,
+}
+
+impl<T> From<Vec<T>> for All<T> {
+    fn from(items: Vec<T>) -> Self {
+        All {
+            total_count: items.len(),
+            items,
+        }
+    }
 }
 
 /// The same request with `cursor` replaced, as an absolute URL (`http.public_base_url`, else

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, Path, Query};
 use crate::geo::round_m;
 use crate::geo::{GeoIndex, GeoQuery, Hit};
-use crate::paging::{page_json, parse_page};
+use crate::paging::{parse_page, List};
 use crate::params::clip;
 use crate::params::utc;
 use crate::params::Params;
@@ -25,10 +25,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 use stadtpuls_store::parking::{self, ParkingWindows, SiteSignals};
-use stadtpuls_store::ParkingSite;
+use stadtpuls_store::ParkingSite as StoredSite;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,52 +55,136 @@ fn windows(st: &AppState) -> ParkingWindows {
     )
 }
 
-/// One site as a ParkAPI v3 item: static fields, then realtime fields when there are any.
-fn site_json(
-    site: &ParkingSite,
-    signals: &SiteSignals,
-    now: DateTime<Utc>,
-    w: &ParkingWindows,
-) -> Value {
-    let mut o = Map::new();
-    o.insert("uid".into(), json!(site.uid));
-    o.insert("name".into(), json!(site.name));
-    o.insert("purpose".into(), json!(site.purpose));
-    o.insert("type".into(), json!(site.site_type));
-    o.insert("lat".into(), json!(site.lat));
-    o.insert("lon".into(), json!(site.lon));
-    o.insert("capacity".into(), json!(site.capacity));
-    for (key, value) in [
-        ("address", &site.address),
-        ("operator_name", &site.operator_name),
-        ("opening_hours", &site.opening_hours),
-    ] {
-        if let Some(v) = value {
-            o.insert(key.into(), json!(v));
+/// A parking site (ParkAPI v3). Without realtime data (`has_realtime_data: false`) the
+/// `realtime_*` keys are absent, as are `address`, `operator_name` and `opening_hours` when
+/// unknown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkingSite {
+    pub uid: String,
+    pub name: String,
+    #[schema(example = "CAR")]
+    pub purpose: String,
+    #[serde(rename = "type")]
+    #[schema(example = "CAR_PARK")]
+    pub site_type: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub capacity: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_name: Option<String>,
+    /// OSM `opening_hours` syntax.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opening_hours: Option<String>,
+    #[schema(format = DateTime)]
+    pub static_data_updated_at: String,
+    pub has_realtime_data: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime_free_capacity: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime_capacity: Option<i64>,
+    /// `OPEN`, `CLOSED` or `UNKNOWN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime_opening_status: Option<&'static str>,
+    /// The newest measurement time used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub realtime_data_updated_at: Option<String>,
+    /// Geodesic distance in metres from `lat`/`lon` (radius and nearest queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+impl ParkingSite {
+    /// A site as a ParkAPI v3 item: static fields, and realtime fields when there are any.
+    fn of(
+        site: &StoredSite,
+        signals: &SiteSignals,
+        now: DateTime<Utc>,
+        w: &ParkingWindows,
+    ) -> Self {
+        let realtime = parking::site_realtime(
+            site.capacity,
+            site.opening_hours.as_deref(),
+            signals,
+            now,
+            w,
+        );
+        ParkingSite {
+            uid: site.uid.clone(),
+            name: site.name.clone(),
+            purpose: site.purpose.clone(),
+            site_type: site.site_type.clone(),
+            lat: site.lat,
+            lon: site.lon,
+            capacity: site.capacity,
+            address: site.address.clone(),
+            operator_name: site.operator_name.clone(),
+            opening_hours: site.opening_hours.clone(),
+            static_data_updated_at: utc(site.static_data_updated_at),
+            has_realtime_data: realtime.is_some(),
+            realtime_free_capacity: realtime.as_ref().map(|r| r.free_capacity),
+            realtime_capacity: realtime.as_ref().map(|r| r.capacity),
+            realtime_opening_status: realtime.as_ref().map(|r| r.opening_status.as_str()),
+            realtime_data_updated_at: realtime.as_ref().map(|r| utc(r.updated_at)),
+            distance_m: None,
         }
     }
-    o.insert(
-        "static_data_updated_at".into(),
-        json!(utc(site.static_data_updated_at)),
-    );
-    let realtime = parking::site_realtime(
-        site.capacity,
-        site.opening_hours.as_deref(),
-        signals,
-        now,
-        w,
-    );
-    o.insert("has_realtime_data".into(), json!(realtime.is_some()));
-    if let Some(r) = realtime {
-        o.insert("realtime_free_capacity".into(), json!(r.free_capacity));
-        o.insert("realtime_capacity".into(), json!(r.capacity));
-        o.insert(
-            "realtime_opening_status".into(),
-            json!(r.opening_status.as_str()),
-        );
-        o.insert("realtime_data_updated_at".into(), json!(utc(r.updated_at)));
-    }
-    Value::Object(o)
+}
+
+/// A single parking spot (a bay sensor).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkingSpot {
+    /// The bay's DevEUI.
+    pub uid: String,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    #[schema(required = true)]
+    pub parking_site_uid: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    /// `AVAILABLE`, `TAKEN` or `UNKNOWN` (no fresh state).
+    pub status: &'static str,
+    #[schema(required = true, format = DateTime)]
+    pub realtime_data_updated_at: Option<String>,
+    /// Geodesic distance in metres from `lat`/`lon` (radius and nearest queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+/// One bucket of a site's history: time-weighted mean numbers of free and occupied spaces.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryBucket {
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    #[schema(required = true)]
+    pub free: Option<f64>,
+    #[schema(required = true)]
+    pub occupied: Option<f64>,
+    /// Share of the bucket (× devices for bays) with a known state.
+    #[schema(minimum = 0, maximum = 1)]
+    pub coverage: f64,
+}
+
+/// A parking site's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkingHistory {
+    pub uid: String,
+    pub capacity: i32,
+    /// `counter`, `bays` or `none`.
+    pub source: &'static str,
+    /// `15m`, `1h` or `1d`.
+    pub bucket: &'static str,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    pub items: Vec<HistoryBucket>,
 }
 
 /// `GET /v1/parking/sites?bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`
@@ -110,10 +195,8 @@ fn site_json(
     tag = "parking",
     params(crate::openapi::GeoParams, crate::openapi::PageParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
+        (status = 200, description = "OK", body = List<ParkingSite>),
         crate::openapi::BadRequest,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn sites(
@@ -121,13 +204,13 @@ pub async fn sites(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<ParkingSite>>, ApiError> {
     let mut p = Params::new(q);
     let geo = crate::geo::parse_geo_query(&mut p)?;
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let all = sites_for(&st, &geo).await?;
-    Ok(Json(page_json(&st, &headers, &uri, all, page)))
+    Ok(Json(List::page(&st, &headers, &uri, all, page)))
 }
 
 /// `POST /v1/parking/sites/search` with a GeoJSON Polygon/MultiPolygon body.
@@ -139,12 +222,10 @@ pub async fn sites(
     request_body(content = crate::openapi::PolygonBody, description = "GeoJSON Polygon or MultiPolygon", content_type = "application/json"),
     params(crate::openapi::PageParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSite>),
+        (status = 200, description = "OK", body = List<ParkingSite>),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn sites_search(
@@ -153,13 +234,13 @@ pub async fn sites_search(
     uri: Uri,
     Query(q): Q,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<ParkingSite>>, ApiError> {
     let mut p = Params::new(q);
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let geo = crate::geo::polygon_body(&body)?;
     let all = sites_for(&st, &geo).await?;
-    Ok(Json(page_json(&st, &headers, &uri, all, page)))
+    Ok(Json(List::page(&st, &headers, &uri, all, page)))
 }
 
 /// Sites, their realtime signals at `now`, and a geo index over them.
@@ -167,7 +248,7 @@ pub async fn sites_search(
 pub struct ParkingSnapshot {
     taken: std::time::Instant,
     now: DateTime<Utc>,
-    sites: HashMap<String, ParkingSite>,
+    sites: HashMap<String, StoredSite>,
     signals: HashMap<String, SiteSignals>,
     index: GeoIndex<String>,
 }
@@ -262,12 +343,12 @@ impl ParkingCache {
 }
 
 /// Every site the geo query selects, as ParkAPI items, in the query's order.
-async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError> {
+async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<ParkingSite>, ApiError> {
     let now = st.clock.now();
     let w = windows(st);
     let ttl = std::time::Duration::from_millis(st.settings.http.parking_cache_ms);
     let snap = st.parking.get(st, now, ttl).await?;
-    let items: Vec<Value> = snap
+    let items: Vec<ParkingSite> = snap
         .index
         .query(geo)
         .iter()
@@ -275,10 +356,8 @@ async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError
             let site = snap.sites.get(&hit.id)?;
             let none = SiteSignals::none(&site.uid);
             let s = snap.signals.get(&site.uid).unwrap_or(&none);
-            let mut v = site_json(site, s, now, &w);
-            if let Some(m) = hit.distance_m {
-                v["distance_m"] = json!(round_m(m));
-            }
+            let mut v = ParkingSite::of(site, s, now, &w);
+            v.distance_m = hit.distance_m.map(round_m);
             Some(v)
         })
         .collect();
@@ -293,18 +372,16 @@ async fn sites_for(st: &AppState, geo: &GeoQuery) -> Result<Vec<Value>, ApiError
     tag = "parking",
     params(("uid" = String, Path, description = "Site uid")),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::ParkingSite),
+        (status = 200, description = "OK", body = ParkingSite),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn site(
     State(st): State<AppState>,
     Path(uid): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ParkingSite>, ApiError> {
     Params::new(q).finish()?;
     let now = st.clock.now();
     let w = windows(&st);
@@ -320,7 +397,7 @@ pub async fn site(
         .into_iter()
         .next()
         .unwrap_or_else(|| SiteSignals::none(&uid));
-    Ok(Json(site_json(&site, &signals, now, &w)))
+    Ok(Json(ParkingSite::of(&site, &signals, now, &w)))
 }
 
 /// `GET /v1/parking/spots?site_uid=&bbox=|lat=&lon=&radius=|lat=&lon=&nearest=`: public bays
@@ -332,10 +409,8 @@ pub async fn site(
     tag = "parking",
     params(crate::openapi::SpotParams, crate::openapi::GeoParams, crate::openapi::PageParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
+        (status = 200, description = "OK", body = List<ParkingSpot>),
         crate::openapi::BadRequest,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn spots(
@@ -343,14 +418,14 @@ pub async fn spots(
     headers: HeaderMap,
     uri: Uri,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<ParkingSpot>>, ApiError> {
     let mut p = Params::new(q);
     let site_uid = p.string("site_uid");
     let geo = crate::geo::parse_geo_query(&mut p)?;
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let items = spots_for(&st, site_uid.as_deref(), &geo).await?;
-    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+    Ok(Json(List::page(&st, &headers, &uri, items, page)))
 }
 
 /// `POST /v1/parking/spots/search?site_uid=` with a GeoJSON Polygon/MultiPolygon body.
@@ -366,12 +441,10 @@ pub async fn spots(
     ),
     params(crate::openapi::SpotParams, crate::openapi::PageParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::List<crate::openapi::ParkingSpot>),
+        (status = 200, description = "OK", body = List<ParkingSpot>),
         crate::openapi::BadRequest,
         crate::openapi::TooLarge,
         crate::openapi::NotJson,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn spots_search(
@@ -380,14 +453,14 @@ pub async fn spots_search(
     uri: Uri,
     Query(q): Q,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<ParkingSpot>>, ApiError> {
     let mut p = Params::new(q);
     let site_uid = p.string("site_uid");
     let page = parse_page(&mut p, st.settings.http.max_page_size)?;
     p.finish()?;
     let geo = crate::geo::polygon_body(&body)?;
     let items = spots_for(&st, site_uid.as_deref(), &geo).await?;
-    Ok(Json(page_json(&st, &headers, &uri, items, page)))
+    Ok(Json(List::page(&st, &headers, &uri, items, page)))
 }
 
 /// Public located bays (of `site_uid` only, if given) that the geo query selects, as ParkAPI
@@ -396,7 +469,7 @@ async fn spots_for(
     st: &AppState,
     site_uid: Option<&str>,
     geo: &GeoQuery,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<ParkingSpot>, ApiError> {
     let now = st.clock.now();
     let bay_fresh = windows(st).bay_fresh;
     let bays = st.store.parking_bays(site_uid).await?;
@@ -411,19 +484,16 @@ async fn spots_for(
                 parking::SpotStatus::Unknown => None,
                 _ => bay.occupied.map(|o| utc(o.time)),
             };
-            let mut v = json!({
-                "uid": bay.dev_eui.to_string(),
-                "name": bay.name,
-                "parking_site_uid": bay.site_uid,
-                "lat": bay.lat,
-                "lon": bay.lon,
-                "status": status.as_str(),
-                "realtime_data_updated_at": updated_at,
-            });
-            if let Some(m) = hit.distance_m {
-                v["distance_m"] = json!(round_m(m));
-            }
-            Some(v)
+            Some(ParkingSpot {
+                uid: bay.dev_eui.to_string(),
+                name: bay.name.clone(),
+                parking_site_uid: bay.site_uid.clone(),
+                lat: bay.lat,
+                lon: bay.lon,
+                status: status.as_str(),
+                realtime_data_updated_at: updated_at,
+                distance_m: hit.distance_m.map(round_m),
+            })
         })
         .collect())
 }
@@ -439,18 +509,16 @@ async fn spots_for(
     tag = "parking",
     params(("uid" = String, Path, description = "Site uid"), crate::openapi::WindowParams),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::ParkingHistory),
+        (status = 200, description = "OK", body = ParkingHistory),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn history(
     State(st): State<AppState>,
     Path(uid): Path<String>,
     Query(q): Q,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ParkingHistory>, ApiError> {
     let mut p = Params::new(q);
     let (from, to, width) =
         crate::aggregates::parse_window(&mut p, st.clock.now(), st.settings.http.max_window_days)?;
@@ -467,26 +535,24 @@ pub async fn history(
         .store
         .parking_history(&site.uid, site.capacity, grid, w.counter_fresh, w.bay_fresh)
         .await?;
-    let items: Vec<Value> = buckets
+    let items = buckets
         .iter()
-        .map(|b| {
-            json!({
-                "start": utc(b.start),
-                "end": utc(b.end),
-                "free": b.free,
-                "occupied": b.occupied,
-                "coverage": b.coverage,
-            })
+        .map(|b| HistoryBucket {
+            start: utc(b.start),
+            end: utc(b.end),
+            free: b.free,
+            occupied: b.occupied,
+            coverage: b.coverage,
         })
         .collect();
-    Ok(Json(json!({
-        "uid": site.uid,
-        "capacity": site.capacity,
-        "source": source.as_str(),
-        "bucket": width.as_str(),
-        "timezone": tz,
-        "from": utc(from),
-        "to": utc(to),
-        "items": items,
-    })))
+    Ok(Json(ParkingHistory {
+        uid: site.uid,
+        capacity: site.capacity,
+        source: source.as_str(),
+        bucket: width.as_str(),
+        timezone: tz.clone(),
+        from: utc(from),
+        to: utc(to),
+        items,
+    }))
 }

@@ -75,10 +75,10 @@ impl ParkingSite {
     /// Checks the ParkAPI enumerations and coordinates; the error names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, problem: String| StoreError::Invalid { field, problem };
-        if self.uid.is_empty() || self.uid.len() > 256 {
+        if self.uid.is_empty() || self.uid.chars().count() > 256 {
             return Err(bad("uid", "must be 1..256 characters".into()));
         }
-        if self.name.is_empty() || self.name.len() > 256 {
+        if self.name.is_empty() || self.name.chars().count() > 256 {
             return Err(bad(
                 "name",
                 format!("site {}: must be 1..256 characters", self.uid),
@@ -193,10 +193,10 @@ impl Building {
     /// Checks id, name and coordinates; the error names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, problem: String| StoreError::Invalid { field, problem };
-        if self.id.is_empty() || self.id.len() > 128 {
+        if self.id.is_empty() || self.id.chars().count() > 128 {
             return Err(bad("id", "must be 1..128 characters".into()));
         }
-        if self.name.is_empty() || self.name.len() > 256 {
+        if self.name.is_empty() || self.name.chars().count() > 256 {
             return Err(bad(
                 "name",
                 format!("building {}: must be 1..256 characters", self.id),
@@ -221,10 +221,10 @@ impl Room {
     /// Checks ids and name; the error names the field.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, problem: String| StoreError::Invalid { field, problem };
-        if self.id.is_empty() || self.id.len() > 128 {
+        if self.id.is_empty() || self.id.chars().count() > 128 {
             return Err(bad("id", "must be 1..128 characters".into()));
         }
-        if self.name.is_empty() || self.name.len() > 256 {
+        if self.name.is_empty() || self.name.chars().count() > 256 {
             return Err(bad(
                 "name",
                 format!("room {}: must be 1..256 characters", self.id),
