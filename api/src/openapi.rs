@@ -726,8 +726,9 @@ pub struct RangeNotSatisfiable(pub Problem);
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OpendataRunsParams {
-    /// Only this dataset's runs.
-    #[param(example = "parking_occupancy")]
+    /// Only this dataset's runs: a dataset name, `[a-z0-9_]`, at most 64 (empty: every
+    /// dataset).
+    #[param(example = "parking_occupancy", pattern = r"^[a-z0-9_]{0,64}$")]
     pub dataset: Option<String>,
     /// At most this many runs, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
@@ -773,7 +774,10 @@ pub struct ExportParams {
     pub bucket: Option<Bucket>,
     /// With `bucket`: comma list of `avg`, `min`, `max`, `count` (columns always in that
     /// order); default all four.
-    #[param(example = "avg,max,count")]
+    #[param(
+        example = "avg,max,count",
+        pattern = r"^(\s*(avg|min|max|count)\s*(,\s*(avg|min|max|count)\s*)*)?$"
+    )]
     pub agg: Option<String>,
 }
 
