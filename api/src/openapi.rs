@@ -112,6 +112,10 @@ impl Modify for DomainValues {
                 .iter()
                 .map(|k| k.as_str())
                 .collect();
+            let visibilities: Vec<&str> = stadtpuls_store::Visibility::ALL
+                .iter()
+                .map(|v| v.as_str())
+                .collect();
             let codecs: Vec<&str> = stadtpuls_gateways::codecs::Codec::ALL
                 .iter()
                 .map(|c| c.name())
@@ -121,7 +125,7 @@ impl Modify for DomainValues {
                 ("SiteBody", "purpose", stadtpuls_store::PARKING_PURPOSES),
                 ("DeviceBody", "kind", &kinds[..]),
                 ("DeviceBody", "codec", &codecs[..]),
-                ("DeviceBody", "visibility", &["public", "private"][..]),
+                ("DeviceBody", "visibility", &visibilities[..]),
             ] {
                 let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
                 else {

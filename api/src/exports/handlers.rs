@@ -29,7 +29,6 @@ use tokio::sync::OwnedSemaphorePermit;
          headers(("Content-Disposition" = String, description = "attachment; filename=\"readings-<from>-<to>.csv\""))),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
         crate::openapi::ExportUnavailable,
     ),
 )]
@@ -54,7 +53,6 @@ pub async fn export_csv(
          headers(("Content-Disposition" = String, description = "attachment; filename=\"readings-<from>-<to>.ndjson\""))),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
         crate::openapi::ExportUnavailable,
     ),
 )]
@@ -80,7 +78,6 @@ pub async fn export_ndjson(
          headers(("Content-Disposition" = String, description = "attachment; filename=\"readings-<from>-<to>.geojson\""))),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
         crate::openapi::ExportUnavailable,
     ),
 )]
@@ -105,7 +102,6 @@ pub async fn export_geojson(
          headers(("Content-Disposition" = String, description = "attachment; filename=\"readings-<from>-<to>.parquet\""))),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
-        crate::openapi::TooManyRequests,
         crate::openapi::ExportUnavailable,
     ),
 )]

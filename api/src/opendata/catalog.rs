@@ -367,8 +367,6 @@ fn negotiate(headers: &HeaderMap) -> Option<Rdf> {
         )),
         crate::openapi::BadRequest,
         crate::openapi::NotAcceptable,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn catalog(
@@ -417,8 +415,6 @@ pub async fn catalog(
     responses(
         (status = 200, description = "OK", body = OpendataDatasetList),
         crate::openapi::BadRequest,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn datasets(
@@ -452,8 +448,6 @@ pub async fn datasets(
         (status = 200, description = "OK", body = OpendataDataset),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn dataset(
@@ -486,7 +480,6 @@ pub async fn dataset(
         (status = 200, description = "OK", body = OpendataManifest),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
-        crate::openapi::TooManyRequests,
     ),
 )]
 pub async fn manifest(
@@ -531,8 +524,6 @@ pub async fn manifest(
     responses(
         (status = 200, description = "OK", body = OpendataRunList),
         crate::openapi::BadRequest,
-        crate::openapi::TooManyRequests,
-        crate::openapi::Unavailable,
     ),
 )]
 pub async fn runs(

@@ -206,7 +206,6 @@ fn stream(file: tokio::fs::File, len: u64) -> Body {
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::RangeNotSatisfiable,
-        crate::openapi::TooManyRequests,
     ),
 )]
 pub async fn file(
