@@ -154,14 +154,45 @@ pub struct Health {
     pub ingest: IngestState,
 }
 
-/// The in-process ingest's state (`mqtt`, `subscribed`, `reconnects`, `writer`,
-/// `committed_batches`, `last_error`), or the text "not running in this process".
+/// The in-process ingest's state, or the text "not running in this process".
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum IngestState {
-    #[schema(value_type = Object)]
-    Running(serde_json::Value),
+    Running(IngestStatus),
     NotRunning(&'static str),
+}
+
+/// The state of an ingest running in this process.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestStatus {
+    /// `connecting`, `connected` or `disconnected`.
+    #[schema(example = "connected")]
+    pub mqtt: &'static str,
+    /// Whether the subscriptions of the current connection were acknowledged.
+    pub subscribed: bool,
+    /// Reconnects to the broker since start.
+    pub reconnects: u64,
+    /// `ok`, or `retrying` while the database refuses writes.
+    #[schema(example = "ok")]
+    pub writer: &'static str,
+    /// Batches committed since start.
+    pub committed_batches: u64,
+    /// The last error recorded, if any.
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+}
+
+impl From<&stadtpuls_store::health::IngestHealth> for IngestStatus {
+    fn from(h: &stadtpuls_store::health::IngestHealth) -> Self {
+        IngestStatus {
+            mqtt: h.mqtt_state().as_str(),
+            subscribed: h.subscribed(),
+            reconnects: h.reconnects(),
+            writer: if h.db_failing() { "retrying" } else { "ok" },
+            committed_batches: h.committed_batches(),
+            last_error: h.last_error(),
+        }
+    }
 }
 
 /// `/v1/devices`: public devices, or with `status=` the devices needing attention.
@@ -184,7 +215,7 @@ pub enum DeviceListing {
 )]
 pub async fn health(State(st): State<AppState>) -> Response {
     let db_ok = st.store.ping().await.is_ok();
-    let ingest = st.ingest.as_ref().map(|h| h.to_json());
+    let ingest = st.ingest.as_deref().map(IngestStatus::from);
     let ingest_ok = st.ingest.as_ref().is_none_or(|h| {
         h.mqtt_state() == stadtpuls_store::health::MqttState::Connected && !h.db_failing()
     });

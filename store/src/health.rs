@@ -4,7 +4,6 @@
 //! that the API does not depend on the ingest and its MQTT client; like [`crate::clock`] it is
 //! not SQL, just state both sides share.
 
-use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -14,6 +13,17 @@ pub enum MqttState {
     Connecting,
     Connected,
     Disconnected,
+}
+
+impl MqttState {
+    /// The name `/health` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttState::Connecting => "connecting",
+            MqttState::Connected => "connected",
+            MqttState::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// Shared, lock-light health record updated by the ingest tasks.
@@ -91,19 +101,18 @@ impl IngestHealth {
     }
 
     /// JSON summary for `/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let state = match self.mqtt_state() {
-            MqttState::Connected => "connected",
-            MqttState::Connecting => "connecting",
-            MqttState::Disconnected => "disconnected",
-        };
-        json!({
-            "mqtt": state,
-            "subscribed": self.subscribed(),
-            "reconnects": self.reconnects.load(Ordering::Relaxed),
-            "writer": if self.db_failing() { "retrying" } else { "ok" },
-            "committed_batches": self.committed_batches.load(Ordering::Relaxed),
-            "last_error": self.last_error.lock().ok().and_then(|g| g.clone()),
-        })
+    /// Reconnects to the broker since start.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Batches committed since start.
+    pub fn committed_batches(&self) -> u64 {
+        self.committed_batches.load(Ordering::Relaxed)
+    }
+
+    /// The last error recorded, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
     }
 }
