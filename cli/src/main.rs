@@ -167,7 +167,11 @@ fn main() -> std::process::ExitCode {
         }
         return std::process::ExitCode::SUCCESS;
     }
-    let settings = match Settings::load(cli.config.as_deref()) {
+    // The settings tree checks itself; the MQTT topic syntax is checked by the ingest, which
+    // owns the MQTT client.
+    let settings = match Settings::load(cli.config.as_deref())
+        .and_then(|s| stadtpuls_ingest::mqtt::check_topics(&s.mqtt).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("stadtpuls: {e}");

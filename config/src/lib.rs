@@ -618,27 +618,9 @@ impl Settings {
                 "at least one subscription is needed".into(),
             ));
         }
-        if !rumqttc::valid_topic(&self.mqtt.topic_prefix) {
-            return Err(bad(
-                "mqtt.topic_prefix",
-                "must not contain wildcards".into(),
-            ));
-        }
-        for (i, s) in self.mqtt.subscriptions.iter().enumerate() {
-            // MQTT 3.1.1 §4.7: `+` and `#` fill a whole level, `#` only the last one. The
-            // ingest subscribes to the filter behind the prefix, so both must be valid.
-            let subscribed = format!("{}{}", self.mqtt.topic_prefix, s.filter);
-            let problem = if !rumqttc::valid_filter(&s.filter) {
-                format!("'{}' is not a valid MQTT topic filter", s.filter)
-            } else if !rumqttc::valid_filter(&subscribed) {
-                format!(
-                    "'{subscribed}' (behind mqtt.topic_prefix) is not a valid MQTT topic filter"
-                )
-            } else {
-                continue;
-            };
-            return Err(bad(&format!("mqtt.subscriptions[{i}].filter"), problem));
-        }
+        // The topic syntax of `topic_prefix` and the filters is checked by the ingest, which owns
+        // the MQTT client (`stadtpuls_ingest::mqtt::check_topics`, run by the binary right after
+        // loading), so that config does not pull the MQTT client into every crate above it.
         if self.ingest.max_payload_bytes == 0
             || self.ingest.max_payload_bytes > self.mqtt.max_packet_bytes
         {

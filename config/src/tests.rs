@@ -127,55 +127,6 @@ fn template_drift_reports_a_missing_and_an_unknown_key() {
     );
 }
 
-#[test]
-fn mqtt_topic_filters_are_checked_like_mqtt_does() {
-    let cases: &[(&str, &str, bool)] = &[
-        // (topic_prefix, filter, valid)
-        ("", "application/+/device/+/event/+", true),
-        ("", "v3/+/devices/+/up", true),
-        ("", "#", true),
-        ("", "+", true),
-        ("", "a/#", true),
-        ("", "+/+/#", true),
-        ("", "a//b", true),
-        ("city/", "+/x/#", true),
-        ("", "", false),
-        ("", "a/b#", false),
-        ("", "a/#/b", false),
-        ("", "#/a", false),
-        ("", "a+", false),
-        ("", "a/+b/c", false),
-        ("", "a/++", false),
-        ("", "a/b/##", false),
-        // Valid alone, not behind a prefix without its trailing slash.
-        ("city", "+/x", false),
-        ("city", "#", false),
-    ];
-    for &(prefix, filter, valid) in cases {
-        let mut s = Settings::default();
-        s.mqtt.topic_prefix = prefix.into();
-        s.mqtt.subscriptions = vec![Subscription {
-            filter: filter.into(),
-            dialect: Default::default(),
-        }];
-        match s.validate() {
-            Ok(()) => assert!(valid, "{prefix:?} + {filter:?} was accepted"),
-            Err(e) => {
-                assert!(!valid, "{prefix:?} + {filter:?} was rejected: {e}");
-                let e = e.to_string();
-                assert!(
-                    e.contains("mqtt.subscriptions[0].filter") && e.contains(filter),
-                    "{e}"
-                );
-            }
-        }
-    }
-    let mut s = Settings::default();
-    s.mqtt.topic_prefix = "city/+/".into();
-    let e = s.validate().unwrap_err().to_string();
-    assert!(e.contains("mqtt.topic_prefix"), "{e}");
-}
-
 mod toml {
     pub fn from_str_for_test(s: &str) -> super::Settings {
         use figment::providers::{Format, Toml};

@@ -84,6 +84,7 @@ pub fn key_table(settings: &Settings) -> Result<KeyTable, IngestError> {
 /// acknowledged before it returns.
 pub async fn run(ctx: IngestContext, shutdown: CancellationToken) -> Result<(), IngestError> {
     describe_metrics();
+    mqtt::check_topics(&ctx.settings.mqtt).map_err(|e| IngestError::MqttConfig(e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel(ctx.settings.ingest.channel_capacity);
     let session = mqtt::Session::new(&ctx)?;
     let acker = session.acker();

@@ -8,7 +8,7 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, Incoming, MqttOptions, PubAck, PubRec, Publish, QoS, Request,
     SubscribeFilter, Transport,
 };
-use stadtpuls_config::MqttSettings;
+use stadtpuls_config::{ConfigError, MqttSettings};
 use stadtpuls_gateways::Dialect;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -356,6 +356,32 @@ fn queue_acks(eventloop: &mut EventLoop, acks: Vec<Ack>, current_gen: u64) {
     eventloop.pending.push_back(request(last));
 }
 
+/// Checks the topic syntax of the MQTT settings as the broker will (MQTT 3.1.1 §4.7, by
+/// `rumqttc`): `topic_prefix` holds no wildcard, and every filter is valid alone and behind the
+/// prefix (the ingest subscribes to the combination): `+` and `#` fill a whole level, `#` only
+/// the last one. The binary runs it right after loading the settings, [`crate::run`] again.
+pub fn check_topics(mqtt: &MqttSettings) -> Result<(), ConfigError> {
+    let bad = |key: String, problem: String| ConfigError::Invalid { key, problem };
+    if !rumqttc::valid_topic(&mqtt.topic_prefix) {
+        return Err(bad(
+            "mqtt.topic_prefix".into(),
+            "must not contain wildcards".into(),
+        ));
+    }
+    for (i, s) in mqtt.subscriptions.iter().enumerate() {
+        let subscribed = format!("{}{}", mqtt.topic_prefix, s.filter);
+        let problem = if !rumqttc::valid_filter(&s.filter) {
+            format!("'{}' is not a valid MQTT topic filter", s.filter)
+        } else if !rumqttc::valid_filter(&subscribed) {
+            format!("'{subscribed}' (behind mqtt.topic_prefix) is not a valid MQTT topic filter")
+        } else {
+            continue;
+        };
+        return Err(bad(format!("mqtt.subscriptions[{i}].filter"), problem));
+    }
+    Ok(())
+}
+
 /// The dialect of the first configured filter that matches `topic` (MQTT matching, `+` one
 /// level, `#` the rest: `rumqttc::matches`).
 pub fn dialect_for(filters: &[(String, Dialect)], topic: &str) -> Dialect {
@@ -369,6 +395,57 @@ pub fn dialect_for(filters: &[(String, Dialect)], topic: &str) -> Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_syntax_is_checked_like_mqtt_does() {
+        let cases: &[(&str, &str, bool)] = &[
+            // (topic_prefix, filter, valid)
+            ("", "application/+/device/+/event/+", true),
+            ("", "v3/+/devices/+/up", true),
+            ("", "#", true),
+            ("", "+", true),
+            ("", "a/#", true),
+            ("", "+/+/#", true),
+            ("", "a//b", true),
+            ("city/", "+/x/#", true),
+            ("", "", false),
+            ("", "a/b#", false),
+            ("", "a/#/b", false),
+            ("", "#/a", false),
+            ("", "a+", false),
+            ("", "a/+b/c", false),
+            ("", "a/++", false),
+            ("", "a/b/##", false),
+            // Valid alone, not behind a prefix without its trailing slash.
+            ("city", "+/x", false),
+            ("city", "#", false),
+        ];
+        for &(prefix, filter, valid) in cases {
+            let mut s = stadtpuls_config::Settings::default();
+            s.mqtt.topic_prefix = prefix.into();
+            s.mqtt.subscriptions = vec![stadtpuls_config::Subscription {
+                filter: filter.into(),
+                dialect: Default::default(),
+            }];
+            match check_topics(&s.mqtt) {
+                Ok(()) => assert!(valid, "{prefix:?} + {filter:?} was accepted"),
+                Err(e) => {
+                    assert!(!valid, "{prefix:?} + {filter:?} was rejected: {e}");
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("mqtt.subscriptions[0].filter") && e.contains(filter),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        let mut s = stadtpuls_config::Settings::default();
+        s.mqtt.topic_prefix = "city/+/".into();
+        let e = check_topics(&s.mqtt)
+            .expect_err("a prefix with a wildcard")
+            .to_string();
+        assert!(e.contains("mqtt.topic_prefix"), "{e}");
+    }
 
     #[test]
     fn topic_filters_match_like_mqtt() {
