@@ -695,17 +695,6 @@ fn polygon_schema(nul_free: bool) -> utoipa::openapi::RefOr<utoipa::openapi::sch
     )
 }
 
-/// A GeoJSON FeatureCollection: one Point feature per located public device; `properties`
-/// has `dev_eui`, `name`, `kind`, `readings` (latest per quantity) and, with `quantity=`,
-/// `quantity`, `value`, `unit`, `time`; `distance_m` for radius/nearest queries.
-#[derive(Debug, ToSchema)]
-pub struct FeatureCollection {
-    #[schema(example = "FeatureCollection")]
-    pub r#type: String,
-    #[schema(value_type = Vec<Object>)]
-    pub features: serde_json::Value,
-}
-
 // ---- open data ----------------------------------------------------------------------------------
 
 /// 406: none of the `Accept`ed media types can be served.

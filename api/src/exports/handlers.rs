@@ -74,7 +74,7 @@ pub async fn export_ndjson(
     params(crate::openapi::ExportParams),
     responses(
         (status = 200, description = "A GeoJSON FeatureCollection streamed feature by feature: one Point feature (the device's position) per row, the row's other columns as properties. An empty export is an empty FeatureCollection.",
-         body = crate::openapi::FeatureCollection, content_type = "application/geo+json",
+         body = ExportFeatureCollection, content_type = "application/geo+json",
          headers(("Content-Disposition" = String, description = "attachment; filename=\"readings-<from>-<to>.geojson\""))),
         crate::openapi::BadRequest,
         crate::openapi::Unauthorized,
@@ -219,4 +219,18 @@ async fn start<R: Row>(
             .increment(1);
     });
     Ok(Body::from_stream(download))
+}
+
+/// The streamed GeoJSON export: written feature by feature by the shared encoder, so there is no
+/// value of this type; it only describes the stream. `properties` holds the row's columns (those
+/// of the CSV export but `lon`/`lat`), which depend on `bucket`/`agg`: an open object.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ExportFeatureCollection {
+    /// `FeatureCollection`.
+    #[schema(pattern = "^FeatureCollection$", example = "FeatureCollection")]
+    pub r#type: String,
+    /// One Point feature per row.
+    #[schema(value_type = Vec<Object>)]
+    pub features: Vec<serde_json::Value>,
 }
