@@ -811,15 +811,17 @@ async fn many_rows_page_through_and_the_concurrency_cap_answers_503() {
 
     // A complete download of everything while nobody else exports. The probe above may still
     // hold the slot for a moment (the server frees it when it has dropped the finished body
-    // stream, which can be after the client saw the status), so a 503 here is retried briefly.
-    let mut r = get(&app, everything, None).await;
-    for _ in 0..100 {
-        if r.status().as_u16() != 503 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        r = get(&app, everything, None).await;
-    }
+    // stream, which can be after the client saw the status), so a 503 here is retried until
+    // the slot is free.
+    let r = stadtpuls_tests::wait::until_some(
+        "a free export slot for the complete download",
+        stadtpuls_tests::wait::DEFAULT,
+        || async {
+            let r = get(&app, everything, None).await;
+            (r.status().as_u16() != 503).then_some(r)
+        },
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
     let body = r.text().await.unwrap();
     assert_eq!(body.matches("\r\n").count() as i64, BULK + 1);
