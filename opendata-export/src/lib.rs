@@ -17,10 +17,22 @@
 //! reads data only. Every file is written to a temporary name and renamed into place. A
 //! partition without rows produces no file (the run is recorded as empty).
 //!
+//! # Row order
+//!
+//! Rows are spatially ordered at sensor granularity, so that a Parquet row group covers a
+//! compact area and its `bbox` statistics let readers skip it (GeoParquet's distribution best
+//! practice): sensors (raw) or groups (aggregated) in the order of the Hilbert index of their
+//! position, ties by id byte-wise; within a sensor by `quantity, observed_at` (aggregated:
+//! `quantity, agg, observed_at`). Each sensor's (group's) series is thus one contiguous run in
+//! time order. The index is `hilbert_index(lon, lat)` of the store (migration 0006): the
+//! distance along a Hilbert curve of order 24 over the whole WGS84 range (cells of about
+//! 1.5 m × 1.2 m at 50° N), so a sensor keeps its place from file to file. No Parquet
+//! `sorting_columns` are declared: the first key is not a column, and no column order holds for
+//! the whole file. The sensors tables have the same order.
+//!
 //! # Columns
 //!
-//! Raw datasets, sorted by `sensor_id, quantity, observed_at` (recorded as the Parquet
-//! `sorting_columns`):
+//! Raw datasets:
 //!
 //! | column | Parquet | CSV |
 //! |---|---|---|
@@ -35,9 +47,8 @@
 //!
 //! Aggregated datasets (`15m`, `1h`, `1d`) replace `sensor_id` by `group_id` (a parking site's
 //! uid, a building id, or the sensor id of a device in no place) and add `agg` (`avg`, `min`,
-//! `max`; one row per aggregate) and `count` (readings in the cell, INT64), sorted by
-//! `group_id, quantity, agg, observed_at`; `observed_at` is the bucket start and the geometry
-//! the group's.
+//! `max`; one row per aggregate) and `count` (readings in the cell, INT64); `observed_at` is
+//! the bucket start and the geometry the group's.
 //!
 //! The encoder of these files ([`encode`]) also writes the API's on-demand downloads
 //! (`/v1/exports/readings.*`), so their Parquet is GeoParquet with the same `geometry` and

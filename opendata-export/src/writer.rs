@@ -1,7 +1,10 @@
 //! Open-data files: rows → Arrow record batches → the shared encoder ([`crate::encode`]:
-//! GeoParquet 1.1 with the bbox covering column, zstd, explicit row groups, `sorting_columns`;
-//! or RFC 4180 CSV). Every file is written under a temporary name while its SHA-256 and size are
-//! computed on the fly, and renamed into place only when complete.
+//! GeoParquet 1.1 with the bbox covering column, zstd, explicit row groups; or RFC 4180 CSV).
+//! The rows arrive in file order from the store (sensors by position, see the crate
+//! documentation); no Parquet `sorting_columns` are declared, because the first sort key, the
+//! Hilbert index of the position, is no column of the files. Every file is written under a
+//! temporary name while its SHA-256 and size are computed on the fly, and renamed into place
+//! only when complete.
 //!
 //! Blocking (file IO and compression): run it on a blocking thread.
 
@@ -125,21 +128,13 @@ impl Shape {
         Arc::new(Schema::new(fields))
     }
 
-    /// The sort order of the rows, as column indexes (recorded as `sorting_columns`).
-    pub fn sort_columns(self) -> &'static [usize] {
-        match self {
-            // sensor_id, quantity, observed_at
-            Shape::Raw => &[1, 2, 0],
-            // group_id, quantity, agg, observed_at
-            Shape::Aggregated => &[1, 2, 4, 0],
-        }
-    }
-
-    /// The encoder's table of this shape.
+    /// The encoder's table of this shape. No `sorting_columns`: the rows are ordered by the
+    /// Hilbert index of their sensor's (group's) position first, which no column holds, so no
+    /// column order would be true of the whole file.
     pub fn table(self) -> Table {
         Table {
             schema: self.schema(),
-            sorting: self.sort_columns().to_vec(),
+            sorting: Vec::new(),
             created_by: CREATED_BY,
         }
     }
@@ -196,10 +191,10 @@ pub fn raw_batch(cols: &RawColumns) -> Result<RecordBatch> {
 }
 
 /// Turns aggregated cells into output rows in the file's sort order. The query delivers cells
-/// ordered by group, quantity and bucket; within each (group, quantity) run this emits every
-/// bucket of `avg`, then of `max`, then of `min` (alphabetical, as `sorting_columns` says),
-/// keeping the aggregates the dataset asks for. A run may continue in the next chunk, so the
-/// last run is kept in `pending` until the caller flushes it.
+/// ordered by group (by position), quantity and bucket; within each (group, quantity) run this
+/// emits every bucket of `avg`, then of `max`, then of `min` (alphabetical, as the crate
+/// documentation says), keeping the aggregates the dataset asks for. A run may continue in the
+/// next chunk, so the last run is kept in `pending` until the caller flushes it.
 #[derive(Debug, Default)]
 pub struct AggRegrouper {
     pending: Vec<AggRow>,

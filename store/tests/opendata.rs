@@ -1,6 +1,6 @@
 //! The raw open-data export as the store delivers it (a binary COPY scan put into file order):
-//! selection, order (in one pass or in several), values, fingerprint, and selection strings
-//! that need quoting.
+//! selection, spatial order (in one pass or in several; `hilbert_index`), values, fingerprint,
+//! and selection strings that need quoting.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, Utc};
@@ -151,11 +151,10 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         sites: vec![],
     };
     let got = collect(&store, &sel, "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z").await;
-    // Public, located devices only (A1, A2); battery not selected; per sensor (in byte order
-    // of its id) humidity before temperature (by name, as the files' sorting_columns say),
-    // each in time order.
-    let mut public: Vec<(String, i64)> = [0xA1i64, 0xA2].iter().map(|&e| (sensor(e), e)).collect();
-    public.sort();
+    // Public, located devices only (A1, A2); battery not selected; sensors in spatial order
+    // (A2 at (7.47, 51.52) has the lower Hilbert index: 158847401199631 against A1's
+    // 158847401894106), per sensor humidity before temperature (by name), each in time order.
+    let public: Vec<(String, i64)> = [0xA2i64, 0xA1].iter().map(|&e| (sensor(e), e)).collect();
     let mut want = Vec::new();
     for (sid, eui) in &public {
         let (lat, lon) = if *eui == 0xA1 {
@@ -254,4 +253,114 @@ async fn raw_export_selects_public_located_devices_in_file_order() {
         .unwrap();
     let err = rx.recv().await.unwrap().unwrap_err();
     assert!(err.to_string().contains("NUL"), "{err}");
+}
+
+#[tokio::test]
+async fn hilbert_index_runs_along_the_curve_over_the_wgs84_range() {
+    let store = fresh_store().await.unwrap();
+    // Order 24: from (-180, -90) up the west edge, across and down to (180, -90); the centre
+    // starts the third quarter. The city value is the one tests/python/check_exports.py's
+    // independent implementation gives.
+    let got: Vec<(Option<i64>,)> = fetch_all(
+        &store,
+        "SELECT hilbert_index(lon, lat) FROM (VALUES (1, -180::float8, -90::float8),
+             (2, -180, 90), (3, 180, 90), (4, 180, -90), (5, 0, 0), (6, 7.4593, 51.5178),
+             (7, 500, -500), (8, NULL, 1)) p(i, lon, lat) ORDER BY i",
+    )
+    .await;
+    let want = [
+        Some(0),
+        Some(93_824_992_236_885),
+        Some(187_649_984_473_770),
+        Some((1i64 << 48) - 1),
+        Some(1i64 << 47),
+        Some(158_847_400_563_876),
+        // Clamped to the range: the corner (180, -90).
+        Some((1i64 << 48) - 1),
+        None,
+    ];
+    assert_eq!(got.into_iter().map(|r| r.0).collect::<Vec<_>>(), want);
+}
+
+#[tokio::test]
+async fn raw_export_orders_sensors_by_position_in_every_pass() {
+    let store = fresh_store().await.unwrap();
+    // Nine sensors on a 3 × 3 grid over the city, and two more sharing one position.
+    let mut devices = Vec::new();
+    for i in 0..9u64 {
+        let at = (51.45 + 0.05 * (i / 3) as f64, 7.40 + 0.07 * (i % 3) as f64);
+        devices.push(device(0x100 + i, Visibility::Public, Some(at), None));
+    }
+    for eui in [0x200u64, 0x201] {
+        devices.push(device(eui, Visibility::Public, Some((51.5, 7.47)), None));
+    }
+    store.import_devices(&devices).await.unwrap();
+    let t0 = utc("2026-01-15T00:00:00Z");
+    let mut uplinks = Vec::new();
+    for d in &devices {
+        for k in [1i64, 0] {
+            uplinks.push(uplink_record(
+                &format!("{}-{k}", d.dev_eui.0),
+                d.dev_eui,
+                t0 + Duration::minutes(10 * k),
+                &[(Quantity::Temperature, k as f64)],
+            ));
+        }
+    }
+    store
+        .write_batch(&Batch {
+            uplinks,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.assign_sensor_ids().await.unwrap();
+    // The expected order: Hilbert index of the position, ties by sensor id byte-wise.
+    let order: Vec<(String, f64, f64)> = fetch_all(
+        &store,
+        "SELECT s.sensor_id, d.lon, d.lat FROM devices d JOIN open_sensor_ids s USING (dev_eui)
+         ORDER BY hilbert_index(d.lon, d.lat), s.sensor_id COLLATE \"C\"",
+    )
+    .await;
+    let mut want = Vec::new();
+    for (sid, lon, lat) in &order {
+        for k in 0..2i64 {
+            let at = t0 + Duration::minutes(10 * k);
+            want.push((at.timestamp_micros(), sid.clone(), k as f64, *lon, *lat));
+        }
+    }
+    // Not simply the ids' order (that is the order before the spatial one).
+    let mut by_id: Vec<&String> = order.iter().map(|o| &o.0).collect();
+    by_id.sort();
+    assert_ne!(by_id, order.iter().map(|o| &o.0).collect::<Vec<_>>());
+    let tied: Vec<&String> = (order.iter())
+        .filter(|o| (o.1, o.2) == (7.47, 51.5))
+        .map(|o| &o.0)
+        .collect();
+    assert!(tied.len() == 2 && tied[0] < tied[1], "{tied:?}");
+
+    let sel = Selection {
+        quantities: vec![Quantity::Temperature],
+        kinds: vec![DeviceKind::OutdoorClimate],
+        buildings: vec![],
+        raw: true,
+        sites: vec![],
+    };
+    let (from, to) = ("2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z");
+    // One pass, a pass per sensor, and passes of a few sensors each: the same order.
+    for memory in [ONE_PASS, 1, 24 * 5] {
+        let got = collect_with(&store, &sel, from, to, memory).await;
+        let rows: Vec<_> = (0..got.len())
+            .map(|i| {
+                (
+                    got.time_us[i],
+                    got.id(i).to_string(),
+                    got.value[i],
+                    got.lon[i],
+                    got.lat[i],
+                )
+            })
+            .collect();
+        assert_eq!(rows, want, "sort memory {memory}");
+    }
 }

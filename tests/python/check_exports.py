@@ -51,8 +51,13 @@ EXPECTED_JSON
                                              ROOT, lower/upper case, ':'/'-' separated and as
                                              raw bytes/integers for hex strings, and inside
                                              decompressed Parquet values and metadata)
-          "suppressed_groups": ["schule"]    optional, aggregated only: group_ids that must not
+          "suppressed_groups": ["schule"],   optional, aggregated only: group_ids that must not
                                              appear in any data row
+          "spatial_order": "pass"            optional: the status geoparquet-validator's
+                                             /conf/distribution/spatial-order must give every
+                                             Parquet file of the dataset (it gives a verdict
+                                             from five row groups on); by default it must only
+                                             not fail
         }
       ]
     }
@@ -69,6 +74,11 @@ Manifest (meta/<name>/manifest.json), as the Rust side writes it:
 
 `files` must list exactly the data files under dataset=<name>/, `sensors` exactly the files
 in meta/<name>/ other than manifest.json; rows, bytes and sha256 must match the files.
+
+Row order (documented in `opendata-export/src/lib.rs`): sensors (raw) or groups (aggregated)
+in the order of `hilbert_index(lon, lat)` of their position (a Hilbert curve of order 24 over
+the WGS84 range, below), ties by id; each one's rows are one contiguous run, sorted by
+quantity, observed_at (aggregated: quantity, agg, observed_at). No Parquet sorting_columns.
 """
 
 from __future__ import annotations
@@ -96,8 +106,9 @@ GEO_COLUMNS = ("geometry", "bbox")  # GeoParquet only, not in CSV
 BBOX_FIELDS = ["xmin", "ymin", "xmax", "ymax"]
 # The GeoParquet 1.1 bbox covering every file declares.
 COVERING = {"bbox": {f: ["bbox", f] for f in BBOX_FIELDS}}
-RAW_KEY = ["sensor_id", "quantity", "observed_at"]  # also the documented sort order
+RAW_KEY = ["sensor_id", "quantity", "observed_at"]  # a row's identity; within a sensor its order
 AGG_KEY = ["group_id", "quantity", "agg", "observed_at"]
+HILBERT_ORDER = 24
 STRING_COLUMNS = {"sensor_id", "group_id", "quantity", "unit", "agg"}
 FORMAT_FILE = {"parquet": "part-0.parquet", "csv": "part-0.csv", "csv_excel": "part-0.excel.csv"}
 TOL = 1e-9
@@ -209,6 +220,53 @@ def row_diff(exp: dict, act: dict) -> list[str]:
     return out
 
 
+def hilbert_index(lon: float, lat: float) -> int:
+    """The distance along a Hilbert curve of order 24 over the WGS84 range (lon -180..180 and
+    lat -90..90 in 2^24 cells each), as the store's SQL function `hilbert_index` (migration
+    0006) computes it: the key of the files' spatial order. Written here independently, from
+    the textbook xy2d."""
+    n = 1 << HILBERT_ORDER
+    x = min(max(math.floor((lon + 180) / 360 * n), 0), n - 1)
+    y = min(max(math.floor((lat + 90) / 180 * n), 0), n - 1)
+    d = 0
+    s = n // 2
+    while s > 0:
+        rx = 1 if x & s else 0
+        ry = 1 if y & s else 0
+        d += s * s * ((3 * rx) ^ ry)
+        if ry == 0:
+            if rx == 1:
+                x, y = n - 1 - x, n - 1 - y
+            x, y = y, x
+        s //= 2
+    return d
+
+
+def check_spatial_order(c: Checks, rel: str, ds: Dataset, rows: list[dict]) -> None:
+    """Rows in the documented spatial order: one contiguous run per sensor (group), the runs by
+    (hilbert_index(lon, lat), id), each run in (quantity, [agg,] observed_at) order."""
+    idc = ds.sort_key[0]
+    runs: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for i, r in enumerate(rows):
+        if i > 0 and rows[i - 1][idc] == r[idc]:
+            prev, cur = ds.key_of(rows[i - 1]), ds.key_of(r)
+            if prev > cur:
+                c.fail(f"{rel}: rows {i - 1} and {i} of {idc} {r[idc]} are not in "
+                       f"{'/'.join(ds.sort_key[1:])} order")
+            continue
+        if r[idc] in seen:
+            c.fail(f"{rel}: row {i}: {idc} {r[idc]} appears in two separate runs")
+        seen.add(r[idc])
+        runs.append((hilbert_index(r["lon"], r["lat"]), str(r[idc])))
+    for i in range(1, len(runs)):
+        if runs[i - 1] > runs[i]:
+            c.fail(f"{rel}: {idc} {runs[i - 1][1]} (Hilbert index {runs[i - 1][0]}) comes "
+                   f"before {runs[i][1]} (Hilbert index {runs[i][0]}): not in spatial order")
+    c.ok(f"{rel}: rows in spatial order: {len(runs)} {idc} runs by Hilbert index of their "
+         f"position, each by {'/'.join(ds.sort_key[1:])}")
+
+
 def decode_wkb_point(b: bytes) -> tuple[float, float]:
     if len(b) != 21:
         raise ValueError(f"WKB of {len(b)} bytes, a 2D point has 21")
@@ -294,6 +352,9 @@ class Dataset:
         self.bbox = bbox
         self.forbidden: list[str] = list(d.get("forbidden", [])) + list(top.get("forbidden", []))
         self.suppressed: list[str] = list(d.get("suppressed_groups", []))
+        self.spatial_order = d.get("spatial_order")
+        if self.spatial_order not in (None, "pass"):
+            raise BadExpectation(f"{self.name}: spatial_order must be \"pass\" when given")
         if self.suppressed and self.kind != "aggregated":
             raise BadExpectation(f"{self.name}: suppressed_groups only for aggregated datasets")
         tz = top.get("time_zone")
@@ -484,7 +545,6 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
         md = pf.metadata
         if md.num_row_groups == 0:
             c.fail(f"{rel}: no row groups")
-        want_sort = [schema.get_field_index(k) for k in ds.sort_key]
         for i in range(md.num_row_groups):
             rg = md.row_group(i)
             for j in range(rg.num_columns):
@@ -495,13 +555,11 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
                 if cc.path_in_schema in STRING_COLUMNS and not cc.has_dictionary_page:
                     c.fail(f"{rel}: row group {i} column {cc.path_in_schema} is not "
                            f"dictionary-encoded")
-            sc = rg.sorting_columns
-            got = [(s.column_index, s.descending) for s in sc] if sc else None
-            if got != [(k, False) for k in want_sort]:
-                c.fail(f"{rel}: row group {i} sorting_columns {sc}, expected ascending "
-                       f"{ds.sort_key} = column indexes {want_sort}")
-        c.ok(f"{rel}: ZSTD, string columns dictionary-encoded, sorting_columns "
-             f"{'/'.join(ds.sort_key)} in {md.num_row_groups} row group(s)")
+            if rg.sorting_columns:
+                c.fail(f"{rel}: row group {i} declares sorting_columns {rg.sorting_columns}; "
+                       f"the rows are in spatial order, which no column order describes")
+        c.ok(f"{rel}: ZSTD, string columns dictionary-encoded, no sorting_columns, "
+             f"{md.num_row_groups} row group(s)")
 
         raw_geo = (md.metadata or {}).get(b"geo")
         if raw_geo is None:
@@ -537,11 +595,7 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
         rows = table.to_pylist()
         c.ok(f"{rel}: {n} rows, no nulls")
 
-        keys = [ds.key_of(r) for r in rows]
-        for i in range(1, len(keys)):
-            if keys[i - 1] > keys[i]:
-                c.fail(f"{rel}: rows {i - 1} and {i} are not in {ds.sort_key} order")
-        c.ok(f"{rel}: rows really sorted by {'/'.join(ds.sort_key)}")
+        check_spatial_order(c, rel, ds, rows)
 
         xmin, ymin, xmax, ymax = bbox
         for i, r in enumerate(rows):
@@ -564,7 +618,7 @@ def check_pyarrow(c: Checks, root: Path, ds: Dataset) -> dict[str, list[dict]]:
         c.ok(f"{rel}: geo metadata 1.1.0/geometry/WKB/[Point] with the bbox covering, bbox "
              f"{bbox} contains all {n} points, WKB points and bbox columns equal lon/lat")
         check_bbox_statistics(c, rel, root / rel, rows)
-        check_validator(c, root / rel)
+        check_validator(c, root / rel, ds.spatial_order)
 
         if ds.tz is not None:
             for r in rows:
@@ -610,8 +664,9 @@ def check_bbox_statistics(c: Checks, rel: str, path: Path, rows: list[dict]) -> 
          f"group(s) equal their rows' extent")
 
 
-def check_validator(c: Checks, path: Path) -> None:
-    """geoparquet-validator: no test of any class (core, covering, distribution) may fail."""
+def check_validator(c: Checks, path: Path, spatial_order: str | None = None) -> None:
+    """geoparquet-validator: no test of any class (core, covering, distribution) may fail;
+    with `spatial_order`, /conf/distribution/spatial-order must have that status."""
     import geoparquet_validator as gpv
 
     report = gpv.check(str(path))
@@ -621,6 +676,10 @@ def check_validator(c: Checks, path: Path) -> None:
                + "; ".join(f"{o['id']}: {o['message']}" for o in failed))
     passed = sum(o["status"] == "pass" for o in report["outcomes"])
     order = next((o for o in report["outcomes"] if o["id"].endswith("/spatial-order")), None)
+    if spatial_order is not None and (order is None or order["status"] != spatial_order):
+        got = f"{order['status']}: {order['message']}" if order else "no such test"
+        c.fail(f"{path.name}: geoparquet-validator {gpv.__version__}: spatial-order {got}, "
+               f"expected {spatial_order}")
     note = f"; spatial-order {order['status']}: {order['message']}" if order else ""
     c.ok(f"{path.name}: geoparquet-validator {gpv.__version__}: {passed} tests pass, none "
          f"fails (core, covering, distribution){note}")

@@ -19,7 +19,9 @@ the checker notices:
 * `deveui`    a DevEUI (upper case) appears as the sensor_id prefix in one CSV file;
 * `naive-ts`  observed_at written without time zone (Parquet `timestamp[us]`, i.e.
               isAdjustedToUTC=false, and CSV without `Z`);
-* `naive-csv` only the CSV timestamps lack the `Z`.
+* `naive-csv` only the CSV timestamps lack the `Z`;
+* `order`     parking_occupancy's rows by sensor_id instead of by position (the order before
+              the spatial one).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from check_exports import hilbert_index
 
 UTC = dt.timezone.utc
 
@@ -109,10 +113,14 @@ def point_box(lon: float, lat: float) -> dict:
     return {"xmin": lon, "ymin": lat, "xmax": lon, "ymax": lat}
 
 
-def sort_key(kind: str):
+def sort_key(kind: str, by_id: bool = False):
+    """The files' order: by the Hilbert index of the position (the checker's reference
+    implementation), then id, quantity, [agg,] time; `by_id` leaves the position out."""
+    def spot(r):
+        return 0 if by_id else hilbert_index(r["lon"], r["lat"])
     if kind == "raw":
-        return lambda r: (r["sensor_id"], r["quantity"], r["observed_at"])
-    return lambda r: (r["group_id"], r["quantity"], r["agg"], r["observed_at"])
+        return lambda r: (spot(r), r["sensor_id"], r["quantity"], r["observed_at"])
+    return lambda r: (spot(r), r["group_id"], r["quantity"], r["agg"], r["observed_at"])
 
 
 def arrow_table(kind: str, rows: list[dict], naive_ts: bool) -> pa.Table:
@@ -143,14 +151,13 @@ def arrow_table(kind: str, rows: list[dict], naive_ts: bool) -> pa.Table:
     return pa.Table.from_pydict(data, schema=schema)
 
 
-def write_parquet(table: pa.Table, path: Path, sort_cols: list[str]) -> None:
+def write_parquet(table: pa.Table, path: Path) -> None:
     names = table.schema.names
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(
         table, tmp, compression="zstd", compression_level=9,
         use_dictionary=[c for c in ("sensor_id", "group_id", "quantity", "unit", "agg")
                         if c in names],
-        sorting_columns=[pq.SortingColumn(names.index(c)) for c in sort_cols],
     )
     os.replace(tmp, path)
 
@@ -186,18 +193,16 @@ def file_entry(root: Path, rel: str, fmt: str, rows: int, partition: str | None)
 def write_dataset(root: Path, name: str, kind: str, key: str, parts: dict[str, list[dict]],
                   formats: list[str], corrupt: str | None) -> None:
     cols = RAW_COLUMNS if kind == "raw" else AGG_COLUMNS
-    sort_cols = (["sensor_id", "quantity", "observed_at"] if kind == "raw"
-                 else ["group_id", "quantity", "agg", "observed_at"])
     naive_pq = corrupt == "naive-ts"
     naive_csv = corrupt in ("naive-ts", "naive-csv")
     files = []
     for part, rows in sorted(parts.items()):
-        rows = sorted(rows, key=sort_key(kind))
+        rows = sorted(rows, key=sort_key(kind, by_id=corrupt == "order" and kind == "raw"))
         d = root / f"dataset={name}" / f"{key}={part}"
         d.mkdir(parents=True, exist_ok=True)
         base = f"dataset={name}/{key}={part}"
         if "parquet" in formats:
-            write_parquet(arrow_table(kind, rows, naive_pq), d / "part-0.parquet", sort_cols)
+            write_parquet(arrow_table(kind, rows, naive_pq), d / "part-0.parquet")
             files.append(file_entry(root, f"{base}/part-0.parquet", "parquet", len(rows), part))
         if "csv" in formats:
             text = csv_text(cols, rows, ",", naive_csv)
@@ -254,7 +259,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("expected_json", type=Path)
-    ap.add_argument("--corrupt", choices=["rows", "deveui", "naive-ts", "naive-csv"])
+    ap.add_argument("--corrupt", choices=["rows", "deveui", "naive-ts", "naive-csv", "order"])
     a = ap.parse_args()
     root: Path = a.out_dir
     root.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
   || { cat "$tmp/good.log"; echo "selftest: the good sample was rejected" >&2; exit 1; }
 echo "selftest: good sample: $(tail -n 1 "$tmp/good.log")"
 
-for kind in rows deveui naive-ts naive-csv; do
+for kind in rows deveui naive-ts naive-csv order; do
   "$py" "$here/make_sample.py" "$tmp/$kind" "$tmp/$kind.json" --corrupt "$kind" >/dev/null
   set +e
   "$py" "$here/check_exports.py" "$tmp/$kind" "$tmp/$kind.json" >"$tmp/$kind.log" 2>&1
@@ -27,4 +27,4 @@ for kind in rows deveui naive-ts naive-csv; do
   fi
   echo "selftest: corruption '$kind' rejected: $(grep -m1 '^FAIL' "$tmp/$kind.log")"
 done
-echo "selftest: check_exports.py ok (good sample accepted, 4 corrupted samples rejected)"
+echo "selftest: check_exports.py ok (good sample accepted, 5 corrupted samples rejected)"

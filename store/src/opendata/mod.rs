@@ -10,6 +10,15 @@
 //! - no DevEUI leaves this module: devices are named by their random `sensor_id`;
 //! - open data are maps: devices (raw) and groups (aggregated) without a location are left out.
 //!
+//! # File order
+//!
+//! The files are spatially ordered at sensor granularity: sensors (raw) and groups (aggregated)
+//! in the order of `hilbert_index(lon, lat)` of their position (migration 0006: a Hilbert curve
+//! of order 24 over the WGS84 range, independent of the data), ties by id byte-wise; within a
+//! sensor or group by quantity name and time (aggregated: bucket). So each sensor's series is
+//! one run in time order, and a Parquet row group covers a compact area whose bbox statistics
+//! let readers skip it. The sensors/groups tables follow the same order.
+//!
 //! Modules: the selection SQL (which devices, aggregated rows, fingerprint, sensors table;
 //! `selection.rs`), the raw export's COPY scan and sort (`raw.rs`), and the bookkeeping of runs
 //! and files (`runs.rs`).

@@ -11,14 +11,15 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 
-/// The devices of a raw dataset in the files' order (sensor id, byte-wise). Devices without a
-/// location count in the fingerprint but have no rows in the files.
+/// The devices of a raw dataset in the files' order (Hilbert index of the position, then
+/// sensor id byte-wise; see the module documentation of `opendata`). Devices without a
+/// location count in the fingerprint but have no rows in the files (they come last).
 const RAW_DEVICES_SQL: &str = concat!(
     "WITH ",
     selection_cte!(),
     "
 SELECT sel.dev_eui, sel.sensor_id, sel.lon, sel.lat FROM sel
-ORDER BY sel.sensor_id COLLATE \"C\""
+ORDER BY hilbert_index(sel.lon, sel.lat), sel.sensor_id COLLATE \"C\""
 );
 
 /// The raw export's scan of the readings of `devices` in `[from, to)`, in the table's own
@@ -41,9 +42,9 @@ impl Store {
     /// A raw dataset's readings in `[from, to)` and their fingerprint (as
     /// [`Store::export_fingerprint`]), both from one snapshot.
     ///
-    /// The rows come in the files' order (sensor, quantity, time) in chunks of about
-    /// [`CHUNK_ROWS`] through a channel of a few chunks; a failure is the channel's last item
-    /// and the task's result, and dropping the receiver stops the task.
+    /// The rows come in the files' order (sensors by position, then quantity and time) in
+    /// chunks of about [`CHUNK_ROWS`] through a channel of a few chunks; a failure is the
+    /// channel's last item and the task's result, and dropping the receiver stops the task.
     ///
     /// The readings are read in the table's own order (a sequential scan through binary COPY)
     /// and put into file order here, in buckets per sensor and quantity: asking PostgreSQL for
