@@ -816,6 +816,12 @@ async fn a_run_is_one_span_and_its_failure_is_returned_not_logged() {
     std::fs::create_dir_all(dir.join("dataset=parking_occupancy")).unwrap();
     std::fs::write(dir.join("dataset=parking_occupancy/date=2026-11-28"), "x").unwrap();
 
+    // tracing caches per callsite whether anyone is interested. With a single registered
+    // dispatcher it asks only the *registering thread's* default, so a callsite first hit by
+    // another test's thread (no subscriber there) would be cached as "never" for this one too
+    // (seen: the partition spans missing now and then). A second live dispatcher makes tracing
+    // ask every registered dispatcher, this test's included.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
     let traces = Traces::default();
     let subscriber = tracing_subscriber::registry().with(traces.clone());
     let guard = tracing::subscriber::set_default(subscriber);
