@@ -67,6 +67,9 @@ export STADTPULS__MQTT__TOPIC_PREFIX="stadtpuls-schemathesis/$id/"
 export STADTPULS__MQTT__CLIENT_ID="stadtpuls-schemathesis-$id"
 export STADTPULS__MQTT__CLEAN_SESSION=true
 export STADTPULS__SIMULATOR__REGISTRY_FILE="$work/registry.geojson"
+# The demo's open-data datasets, so that the catalogue, dataset, manifest and file routes have
+# something to answer with (one export run below writes real files).
+export STADTPULS_CONFIG="$PWD/scripts/demo.toml"
 export STADTPULS__OPENDATA__OUTPUT_DIR="$work/opendata"
 export STADTPULS__LOG__LEVEL="${STADTPULS_SCHEMATHESIS_LOG:-warn}"
 
@@ -90,6 +93,13 @@ kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
 key="$("$bin" keys create --admin --label schemathesis | grep '^sp_')"
 
+# One export of the parking dataset over the day of the seeded readings: real files and a
+# manifest for the open-data routes (their names and paths go into the dictionaries below).
+"$bin" export run --dataset parking_occupancy \
+  --from "$(date -u -d '-1 day' +%Y-%m-%dT%H:00:00Z)" --to "$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)" >/dev/null
+files="$(cd "$work/opendata" && find . -type f ! -name '.*' | sed 's|^\./||' | sort | head -n 12)"
+[ -n "$files" ] || die "the export wrote no files"
+
 # Path parameters are drawn from the seeded ids most of the time (else generated), so that
 # requests get past "not found" into the handlers.
 ids() { psql "$STADTPULS__DATABASE__URL" -Atc "SELECT coalesce(json_agg(v), '[]') FROM ($1) q(v)"; }
@@ -99,12 +109,16 @@ dev_euis = { values = $(ids "SELECT lpad(to_hex(dev_eui), 16, '0') FROM devices 
 sites = { values = $(ids "SELECT uid FROM parking_sites ORDER BY uid LIMIT 5") }
 buildings = { values = $(ids "SELECT id FROM buildings ORDER BY id LIMIT 3") }
 rooms = { values = $(ids "SELECT id FROM rooms ORDER BY building_id, id LIMIT 8") }
+datasets = { values = ["parking_occupancy", "climate_hourly", "building_climate_hourly"] }
+files = { values = $("$py" -c 'import json, sys; print(json.dumps(sys.argv[1].split()))' "$files") }
 
 [parameters]
 "path.dev_eui" = { dictionary = "dev_euis", probability = 0.7 }
 "path.uid" = { dictionary = "sites", probability = 0.7 }
 "path.id" = { dictionary = "buildings", probability = 0.7 }
 "path.room" = { dictionary = "rooms", probability = 0.7 }
+"path.name" = { dictionary = "datasets", probability = 0.7 }
+"path.path" = { dictionary = "files", probability = 0.7 }
 TOML
 "$bin" api >"$work/api.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$port/health" 30 || { cat "$work/api.log" >&2; die "the API did not come up"; }
