@@ -153,7 +153,8 @@ pub struct MqttSettings {
     pub username: String,
     pub password: Secret,
     pub tls: bool,
-    /// PEM file with the CA certificates to trust for TLS (empty = the built-in web PKI roots).
+    /// PEM file with the CA certificates to trust for TLS (empty = the system bundle,
+    /// `/etc/ssl/certs/ca-certificates.crt`).
     pub ca_file: String,
     pub keep_alive_secs: u64,
     /// `false` keeps the broker-side session across reconnects and restarts (no loss while down).

@@ -33,7 +33,8 @@ client_id = "stadtpuls-ingest"
 username = ""
 password = ""
 tls = false
-# PEM file with CA certificates to trust; empty = the bundled web PKI roots.
+# PEM file with CA certificates to trust; empty = the system bundle
+# (/etc/ssl/certs/ca-certificates.crt).
 ca_file = ""
 keep_alive_secs = 30
 clean_session = false
