@@ -20,7 +20,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 use serde_json::{json, Map, Value};
@@ -104,9 +104,6 @@ pub enum Format {
 #[derive(Clone, Debug)]
 pub struct Table {
     pub schema: SchemaRef,
-    /// The order of the rows as column indexes, recorded as Parquet `sorting_columns` (empty:
-    /// none declared).
-    pub sorting: Vec<usize>,
     /// The Parquet `created_by`.
     pub created_by: &'static str,
 }
@@ -233,15 +230,6 @@ enum Sink<W: Write + Send> {
 
 /// Writer settings of every GeoParquet file.
 fn properties(table: &Table, opts: ParquetOptions) -> Result<WriterProperties> {
-    let sorting: Vec<SortingColumn> = table
-        .sorting
-        .iter()
-        .map(|&i| SortingColumn {
-            column_idx: i as i32,
-            descending: false,
-            nulls_first: false,
-        })
-        .collect();
     let mut props = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(opts.zstd_level)?))
@@ -261,9 +249,6 @@ fn properties(table: &Table, opts: ParquetOptions) -> Result<WriterProperties> {
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
-    }
-    if !sorting.is_empty() {
-        props = props.set_sorting_columns(Some(sorting));
     }
     Ok(props.build())
 }
@@ -530,7 +515,6 @@ mod tests {
                 Field::new("lon", DataType::Float64, false),
                 Field::new("lat", DataType::Float64, false),
             ])),
-            sorting: vec![1, 0],
             created_by: "test",
         }
     }
@@ -653,11 +637,9 @@ mod tests {
         assert_eq!(leaf(0, "bbox.xmin"), (7.3, 7.4));
         assert_eq!(leaf(0, "bbox.ymax"), (51.4, 51.5));
         assert_eq!(leaf(1, "bbox.xmax"), (7.6, 7.6));
-        let sorting = md.row_group(0).sorting_columns().unwrap();
-        assert_eq!(
-            sorting.iter().map(|s| s.column_idx).collect::<Vec<_>>(),
-            [1, 0]
-        );
+        // No row order is declared (the open-data files' first key, the Hilbert index, is
+        // no column; the downloads declared none before either).
+        assert!(md.row_group(0).sorting_columns().is_none());
         let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
         let b = &batches[0];
         assert_eq!(b.schema().field(6).name(), "geometry");

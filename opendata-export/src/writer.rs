@@ -134,7 +134,6 @@ impl Shape {
     pub fn table(self) -> Table {
         Table {
             schema: self.schema(),
-            sorting: Vec::new(),
             created_by: CREATED_BY,
         }
     }
@@ -464,7 +463,6 @@ pub fn write_sensors(
             Field::new("lon", DataType::Float64, false),
             Field::new("lat", DataType::Float64, false),
         ])),
-        sorting: Vec::new(),
         created_by: CREATED_BY,
     };
     let mut ids = StringBuilder::new();

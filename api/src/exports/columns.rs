@@ -166,7 +166,6 @@ impl Layout {
     fn table(&self) -> Table {
         Table {
             schema: self.schema(),
-            sorting: Vec::new(),
             created_by: "stadtpuls api export",
         }
     }
