@@ -152,13 +152,11 @@ pub struct DeviceBody {
     pub name: Option<String>,
     /// parking_bay, parking_counter, room_climate, desk_occupancy, people_counter,
     /// outdoor_climate, air_quality or other.
-    #[schema(value_type = String, example = "parking_bay")]
     pub kind: DeviceKind,
     /// Payload codec for devices whose network server sends no decoded object
     /// (cayenne_lpp, bosch_parking, milesight_am319).
     pub codec: Option<String>,
     /// public or private.
-    #[schema(value_type = String, example = "public")]
     pub visibility: Visibility,
     /// Both or neither; without them a known position is kept.
     #[schema(minimum = -90, maximum = 90)]

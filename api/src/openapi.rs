@@ -93,8 +93,9 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 /// - `quantity` takes the quantity names (`enum`, or a pattern of comma lists for the exports'
 ///   repeated parameter), `bbox` [`BBOX_PATTERN`], and the readings' keyset `cursor` a pattern
 ///   with the quantity ids;
-/// - the enumerations of the admin bodies (site types and purposes, device kinds, codecs,
-///   visibility) come from the domain types.
+/// - the enumerations of the admin bodies that are plain strings in the body (site types and
+///   purposes, codecs) come from the domain lists; device kind and visibility are the domain
+///   enums' own schemas (`stadtpuls_gateways`, feature `utoipa`).
 #[derive(Debug)]
 pub struct DomainValues;
 
@@ -108,14 +109,6 @@ impl Modify for DomainValues {
         };
         use utoipa::openapi::{RefOr, Required};
         if let Some(components) = openapi.components.as_mut() {
-            let kinds: Vec<&str> = stadtpuls_store::DeviceKind::ALL
-                .iter()
-                .map(|k| k.as_str())
-                .collect();
-            let visibilities: Vec<&str> = stadtpuls_store::Visibility::ALL
-                .iter()
-                .map(|v| v.as_str())
-                .collect();
             let codecs: Vec<&str> = stadtpuls_gateways::codecs::Codec::ALL
                 .iter()
                 .map(|c| c.name())
@@ -123,9 +116,7 @@ impl Modify for DomainValues {
             for (schema, property, values) in [
                 ("SiteBody", "type", stadtpuls_store::PARKING_SITE_TYPES),
                 ("SiteBody", "purpose", stadtpuls_store::PARKING_PURPOSES),
-                ("DeviceBody", "kind", &kinds[..]),
                 ("DeviceBody", "codec", &codecs[..]),
-                ("DeviceBody", "visibility", &visibilities[..]),
             ] {
                 let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema)
                 else {

@@ -111,9 +111,6 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    /// Every visibility, in declaration order.
-    pub const ALL: &'static [Visibility] = &[Visibility::Public, Visibility::Private];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Visibility::Public => "public",
@@ -157,7 +154,7 @@ mod tests {
                 serde_json::json!(k.as_str())
             );
         }
-        for &v in Visibility::ALL {
+        for v in [Visibility::Public, Visibility::Private] {
             assert_eq!(v.as_str().parse::<Visibility>().unwrap(), v);
             assert_eq!(
                 serde_json::to_value(v).unwrap(),
